@@ -1,0 +1,382 @@
+"""Datasets: ``value(city, field, indicator)`` plus the index hierarchy, directions and weights.
+
+An index dataset is an ``xarray.Dataset`` with
+
+* ``value(city, field, indicator)`` float64, NaN = missing;
+* per indicator: ``indicator_name``, ``indicator_parent`` (a group code, or "" for the field score),
+  ``direction`` (+1/-1), ``indicator_weight`` (nominal), ``indicator_denominator`` ("" for none);
+* per group: ``group_name``, ``group_parent`` ("" = the field score), ``group_weight``;
+* per field: ``field_name``, ``field_weight`` (its weight in the overall composite);
+* per city: ``city_name``, ``country`` and any grouping columns (listed in attrs ``city_groupings``);
+* optional ``denominator_value(city, denominator)``;
+* attrs: ``name``, ``title``, ``synthetic``, ``description``, ``source``, ``nominal`` (TOML text).
+
+On disk (embedded datasets and users' own data alike): a tidy ``values.csv``/Parquet with columns
+``city, field, indicator, value`` and a ``meta.toml`` (see ``engine/datasets/README.md``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tomli_w
+import xarray as xr
+
+from .errors import UserError, did_you_mean
+
+EMBEDDED = Path(__file__).parent / "datasets"
+TIDY_COLUMNS = ("city", "field", "indicator", "value")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """One embedded dataset as listed by ``rankstab datasets``."""
+
+    name: str
+    title: str
+    synthetic: bool
+    shape: str
+    path: Path
+
+
+def embedded_names() -> list[str]:
+    return sorted(p.name for p in EMBEDDED.iterdir() if (p / "meta.toml").is_file())
+
+
+def list_datasets() -> list[DatasetInfo]:
+    """The embedded datasets, with a one-line description each."""
+    out = []
+    for name in embedded_names():
+        ds = load_dataset(name)
+        shape = f"{ds.sizes['city']} cities x {ds.sizes['field']} fields x {ds.sizes['indicator']} indicators"
+        out.append(DatasetInfo(name, ds.attrs["title"], bool(ds.attrs["synthetic"]), shape, EMBEDDED / name))
+    return out
+
+
+def load_dataset(source: str | Path, meta: str | Path | None = None) -> xr.Dataset:
+    """Load an embedded dataset by name, a folder holding ``meta.toml``, a ``meta.toml`` itself,
+    a tidy CSV/Parquet with its metadata file (``meta``), or a NetCDF/zarr dataset."""
+    source = str(source)
+    if source in embedded_names():
+        return _load_meta_toml(EMBEDDED / source / "meta.toml")
+    path = Path(source).expanduser()
+    if not path.exists():
+        hint = did_you_mean(source, embedded_names())
+        raise UserError(f'dataset "{source}" is neither an embedded dataset{hint} nor an existing path; '
+                        f"run `rankstab datasets` for the embedded ones or give a file path")
+    if path.is_dir() and (path / "meta.toml").is_file():
+        return _load_meta_toml(path / "meta.toml")
+    if path.suffix == ".zarr" or (path.is_dir() and (path / "zarr.json").exists()):
+        return validate(_open_xarray(path, zarr=True))
+    suffix = path.suffix.lower()
+    if suffix in (".nc", ".nc4", ".netcdf"):
+        return validate(_open_xarray(path, zarr=False))
+    if suffix == ".toml":
+        return _load_meta_toml(path)
+    if suffix in (".csv", ".parquet", ".pq"):
+        if meta is None:
+            raise UserError(f"{path}: a tidy data file needs its metadata file; pass --meta META.toml "
+                            f"(or META.csv) describing the hierarchy, directions and weights")
+        return from_frames(read_table(path), read_meta(Path(meta)), base=Path(meta).parent)
+    raise UserError(f"{path}: unknown data format '{suffix}'; use .csv, .parquet, .nc, .zarr or a meta.toml")
+
+
+def _open_xarray(path: Path, zarr: bool) -> xr.Dataset:
+    try:
+        ds = xr.open_zarr(path) if zarr else xr.open_dataset(path)
+        return ds.load()
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a user-fixable bad file
+        raise UserError(f"{path}: cannot be read as {'zarr' if zarr else 'NetCDF'} ({exc}); "
+                        f"check the file or export it again") from None
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a tidy CSV or Parquet file (columns city, field, indicator, value)."""
+    if not path.exists():
+        raise UserError(f"{path}: no such file; check the path")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            df = pd.read_parquet(path)
+        else:
+            df = pd.read_csv(path, dtype={"city": str, "field": str, "indicator": str, "value": str},
+                             keep_default_na=False, encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+    except pd.errors.EmptyDataError:
+        raise UserError(f"{path}: the file is empty; it needs a header city,field,indicator,value") from None
+    except Exception as exc:  # noqa: BLE001
+        raise UserError(f"{path}: cannot be read ({exc}); check the file format") from None
+    missing = [c for c in TIDY_COLUMNS if c not in df.columns]
+    if missing:
+        raise UserError(f"{path}: missing column(s) {', '.join(missing)}; a tidy file has the columns "
+                        f"city,field,indicator,value (found: {', '.join(map(str, df.columns))})")
+    return df
+
+
+def read_meta(path: Path) -> dict:
+    """Read a metadata file: TOML (see the module doc) or CSV with columns kind,code,name,parent,weight,..."""
+    if not path.exists():
+        raise UserError(f"{path}: no such metadata file; check the path")
+    if path.suffix.lower() == ".csv":
+        return _meta_from_csv(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: malformed TOML ({exc}); fix the syntax at that line") from None
+
+
+def _meta_from_csv(path: Path) -> dict:
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as exc:  # noqa: BLE001
+        raise UserError(f"{path}: cannot be read as CSV ({exc})") from None
+    need = {"kind", "code", "weight"}
+    if not need <= set(df.columns):
+        raise UserError(f"{path}: a metadata CSV needs the columns kind,code,weight (and parent, direction, "
+                        f"name, denominator as needed); found {', '.join(df.columns)}")
+    meta: dict = {"field": [], "group": [], "indicator": []}
+    for row in df.to_dict("records"):
+        kind = row["kind"].strip()
+        if kind not in meta:
+            raise UserError(f'{path}: kind "{kind}" for code {row["code"]}{did_you_mean(kind, meta)}; '
+                            f"use field, group or indicator")
+        entry = {k: v for k, v in row.items() if k != "kind" and v != ""}
+        for key in ("weight",):
+            if key in entry:
+                entry[key] = _number(entry[key], f"{path}: weight of {row['code']}")
+        if "direction" in entry:
+            entry["direction"] = int(_number(entry["direction"], f"{path}: direction of {row['code']}"))
+        meta[kind].append(entry)
+    return meta
+
+
+def _number(text: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise UserError(f'{what} is "{text}", not a number; write a number') from None
+
+
+def _load_meta_toml(path: Path) -> xr.Dataset:
+    meta = read_meta(path)
+    base = path.parent
+    values = meta.get("values", "values.csv")
+    return from_frames(read_table(base / values), meta, base=base)
+
+
+def from_frames(values: pd.DataFrame, meta: dict, base: Path | None = None) -> xr.Dataset:
+    """Build and validate a dataset from a tidy value table and a metadata mapping."""
+    base = base or Path(".")
+    name = str(meta.get("name", "custom"))
+    fields = _entries(meta, "field", name)
+    groups = meta.get("group", [])
+    indicators = _entries(meta, "indicator", name)
+    _check_entries(name, fields, groups, indicators)
+
+    df = values.copy()
+    for col in ("city", "field", "indicator"):
+        df[col] = df[col].astype(str).str.strip()
+    raw = df["value"]
+    num = pd.to_numeric(raw.replace({"": np.nan, "NA": np.nan, "NaN": np.nan, "nan": np.nan}), errors="coerce")
+    bad = num.isna() & raw.notna() & ~raw.astype(str).str.strip().isin(["", "NA", "NaN", "nan"])
+    if bad.any():
+        r = df[bad].iloc[0]
+        raise UserError(f'{name}: non-numeric value "{r["value"]}" for city {r["city"]}, field {r["field"]}, '
+                        f"indicator {r['indicator']}; write a number or leave it empty for missing")
+    df["value"] = num.astype(float)
+    dup = df.duplicated(["city", "field", "indicator"], keep=False)
+    if dup.any():
+        r = df[dup].iloc[0]
+        raise UserError(f"{name}: duplicate rows for city {r['city']}, field {r['field']}, indicator "
+                        f"{r['indicator']} ({int(dup.sum())} rows in all); keep one row per city/field/indicator")
+    ind_codes = [e["code"] for e in indicators]
+    field_codes = [e["code"] for e in fields]
+    for col, known, what in (("indicator", ind_codes, "indicator"), ("field", field_codes, "field")):
+        unknown = sorted(set(df[col]) - set(known))
+        if unknown:
+            raise UserError(f'{name}: {what} "{unknown[0]}" in the data is not in the metadata'
+                            f"{did_you_mean(unknown[0], known)}; add it to the metadata or remove its rows")
+    cities = _city_table(meta, base, sorted(set(df["city"]), key=str))
+    city_codes = list(cities["city"])
+    unknown = sorted(set(df["city"]) - set(city_codes))
+    if unknown:
+        raise UserError(f'{name}: city "{unknown[0]}" in the data is not in the city table; add it there')
+
+    cube = (df.set_index(["city", "field", "indicator"])["value"]
+            .reindex(pd.MultiIndex.from_product([city_codes, field_codes, ind_codes]))
+            .to_numpy().reshape(len(city_codes), len(field_codes), len(ind_codes)))
+    ds = xr.Dataset(
+        {"value": (("city", "field", "indicator"), cube)},
+        coords={
+            "city": city_codes,
+            "city_name": ("city", cities["name"].astype(str).tolist()),
+            "country": ("city", cities["country"].astype(str).tolist()),
+            "field": field_codes,
+            "field_name": ("field", [str(e.get("name", e["code"])) for e in fields]),
+            "field_weight": ("field", [float(e.get("weight", 1.0)) for e in fields]),
+            "indicator": ind_codes,
+            "indicator_name": ("indicator", [str(e.get("name", e["code"])) for e in indicators]),
+            "indicator_parent": ("indicator", [str(e.get("parent", "")) for e in indicators]),
+            "direction": ("indicator", [int(e.get("direction", 1)) for e in indicators]),
+            "indicator_weight": ("indicator", [float(e.get("weight", 1.0)) for e in indicators]),
+            "indicator_denominator": ("indicator", [str(e.get("denominator", "")) for e in indicators]),
+            "group": np.array([str(e["code"]) for e in groups], dtype=str),
+            "group_name": ("group", np.array([str(e.get("name", e["code"])) for e in groups], dtype=str)),
+            "group_parent": ("group", np.array([str(e.get("parent", "")) for e in groups], dtype=str)),
+            "group_weight": ("group", [float(e.get("weight", 1.0)) for e in groups]),
+        },
+    )
+    extra = [c for c in cities.columns if c not in ("city", "name", "country")]
+    for col in extra:
+        ds = ds.assign_coords({col: ("city", cities[col].astype(str).tolist())})
+    if "denominators" in meta:
+        den = _read_city_csv(base / meta["denominators"], name)
+        den = den.set_index("city").reindex(city_codes)
+        cols = [c for c in den.columns]
+        ds["denominator_value"] = (("city", "denominator"),
+                                   den[cols].apply(pd.to_numeric, errors="coerce").to_numpy(float))
+        ds = ds.assign_coords(denominator=cols)
+    ds.attrs.update(
+        name=name, title=str(meta.get("title", name)), synthetic=int(bool(meta.get("synthetic", False))),
+        description=str(meta.get("description", "")), source=str(meta.get("source", "")),
+        city_groupings=",".join(extra), nominal=tomli_w.dumps(meta.get("nominal", {})),
+    )
+    return validate(ds)
+
+
+def _entries(meta: dict, kind: str, name: str) -> list[dict]:
+    entries = meta.get(kind)
+    if not entries:
+        raise UserError(f"{name}: the metadata has no [[{kind}]] entries; list every {kind} with its code")
+    return entries
+
+
+def _check_entries(name: str, fields: list, groups: list, indicators: list) -> None:
+    allowed = {"field": {"code", "name", "weight"},
+               "group": {"code", "name", "parent", "weight"},
+               "indicator": {"code", "name", "parent", "weight", "direction", "denominator", "unit"}}
+    seen: set[str] = set()
+    for kind, entries in (("field", fields), ("group", groups), ("indicator", indicators)):
+        for e in entries:
+            if "code" not in e:
+                raise UserError(f"{name}: a [[{kind}]] entry has no code; give each {kind} a code")
+            code = str(e["code"])
+            for key in e:
+                if key not in allowed[kind]:
+                    raise UserError(f'{name}: unknown key "{key}" in {kind} {code}'
+                                    f"{did_you_mean(key, allowed[kind])}; allowed: {', '.join(sorted(allowed[kind]))}")
+            if code in seen:
+                raise UserError(f'{name}: code "{code}" is used twice in the metadata; codes must be unique')
+            seen.add(code)
+            w = e.get("weight", 1.0)
+            if not isinstance(w, int | float) or isinstance(w, bool) or not np.isfinite(w) or w <= 0:
+                raise UserError(f"{name}: weight of {kind} {code} is {w!r}; weights must be positive numbers")
+            if kind == "indicator" and e.get("direction", 1) not in (1, -1):
+                raise UserError(f"{name}: direction of indicator {code} is {e.get('direction')!r}; use 1 or -1")
+    group_codes = {str(g["code"]) for g in groups}
+    for kind, entries in (("group", groups), ("indicator", indicators)):
+        for e in entries:
+            parent = str(e.get("parent", ""))
+            if parent and parent not in group_codes:
+                raise UserError(f'{name}: parent "{parent}" of {kind} {e["code"]} is not a group'
+                                f'{did_you_mean(parent, group_codes)}; add it as a [[group]] or use "" for the field')
+    children = {g: 0 for g in group_codes}
+    for e in [*groups, *indicators]:
+        if str(e.get("parent", "")) in children:
+            children[str(e.get("parent", ""))] += 1
+    empty = sorted(g for g, n in children.items() if n == 0)
+    if empty:
+        raise UserError(f"{name}: group {empty[0]} has no indicators; remove it or assign indicators to it")
+    parents = {str(g["code"]): str(g.get("parent", "")) for g in groups}
+    for g in parents:
+        seen_path, node = {g}, parents[g]
+        while node:
+            if node in seen_path:
+                raise UserError(f"{name}: the group hierarchy has a cycle through {g}; fix the parents")
+            seen_path.add(node)
+            node = parents[node]
+
+
+def _read_city_csv(path: Path, name: str) -> pd.DataFrame:
+    if not path.exists():
+        raise UserError(f"{name}: {path} (named in the metadata) does not exist; fix the path")
+    df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    if "city" not in df.columns:
+        raise UserError(f"{path}: needs a 'city' column")
+    return df
+
+
+def _city_table(meta: dict, base: Path, codes: list[str]) -> pd.DataFrame:
+    if "cities" not in meta:
+        return pd.DataFrame({"city": codes, "name": codes, "country": [""] * len(codes)})
+    path = base / meta["cities"]
+    df = _read_city_csv(path, str(meta.get("name", "")))
+    missing = sorted(set(codes) - set(df["city"]))
+    if missing:
+        raise UserError(f"{path}: city {missing[0]} has data but no row in the city table; add it")
+    if df["city"].duplicated().any():
+        raise UserError(f"{path}: city {df['city'][df['city'].duplicated()].iloc[0]} is listed twice; list it once")
+    df = df[df["city"].isin(codes)].reset_index(drop=True)
+    if "name" not in df.columns:
+        df["name"] = df["city"]
+    if "country" not in df.columns:
+        df["country"] = ""
+    return df
+
+
+def validate(ds: xr.Dataset) -> xr.Dataset:
+    """Check a dataset's data against its metadata; raise a one-line UserError on the first problem."""
+    name = ds.attrs.get("name", "dataset")
+    if "value" not in ds or ds["value"].dims != ("city", "field", "indicator"):
+        raise UserError(f"{name}: needs a variable value(city, field, indicator)")
+    v = ds["value"].values
+    if not np.issubdtype(v.dtype, np.floating):
+        raise UserError(f"{name}: value must be numeric (found {v.dtype})")
+    if np.isinf(v).any():
+        raise UserError(f"{name}: value holds infinite numbers; replace them or leave them empty for missing")
+    have = ~np.isnan(v)
+    for c in np.flatnonzero(~have.any(axis=(1, 2))):
+        raise UserError(f"{name}: city {ds.city.values[c]} has no value in any field; remove the city "
+                        f"or give it data")
+    for f in range(v.shape[1]):
+        for i in range(v.shape[2]):
+            col = v[:, f, i][have[:, f, i]]
+            where = f"indicator {ds.indicator.values[i]} in field {ds.field.values[f]}"
+            if col.size == 0:
+                raise UserError(f"{name}: {where} is missing for every city; remove the indicator or give it data")
+            if col.size > 1 and np.all(col == col[0]):
+                raise UserError(f"{name}: {where} is constant ({col[0]:g} for every city) and cannot be "
+                                f"normalised; remove the indicator or check the data")
+    for d in set(ds["indicator_denominator"].values) - {""}:
+        if "denominator_value" not in ds or d not in list(ds["denominator"].values):
+            raise UserError(f'{name}: denominator "{d}" is not a column of the denominators table; add it')
+    return ds
+
+
+def data_hash(ds: xr.Dataset) -> str:
+    """A SHA-256 of the values and every piece of metadata that changes results."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(ds["value"].values, dtype=np.float64).tobytes())
+    for name in ("city", "field", "field_weight", "indicator", "indicator_parent", "direction",
+                 "indicator_weight", "indicator_denominator", "group", "group_parent", "group_weight"):
+        h.update(name.encode())
+        h.update(repr(ds[name].values.tolist()).encode())
+    if "denominator_value" in ds:
+        h.update(np.ascontiguousarray(ds["denominator_value"].values, dtype=np.float64).tobytes())
+    for g in ds.attrs.get("city_groupings", "").split(","):
+        if g:
+            h.update(repr(ds[g].values.tolist()).encode())
+    return h.hexdigest()
+
+
+def nominal_settings(ds: xr.Dataset) -> dict:
+    """The dataset's own nominal methodology (its meta.toml [nominal] table)."""
+    return tomllib.load(io.BytesIO(ds.attrs.get("nominal", "").encode()))

@@ -1,0 +1,27 @@
+"""User-facing errors: one clear line naming the problem and the fix; the CLI exits with code 2."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class UserError(Exception):
+    """A problem the user can fix (bad spec, bad data, wrong path, conflicting run)."""
+
+    exit_code = 2
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """A ' (did you mean "x"?)' hint, or '' when nothing is close."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+def check_choice(value: str, choices: Iterable[str], what: str) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise a UserError listing them."""
+    choices = list(choices)
+    if value not in choices:
+        raise UserError(f'unknown {what} "{value}"{did_you_mean(value, choices)}; '
+                        f"choose one of: {', '.join(choices)}")
+    return value

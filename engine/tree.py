@@ -1,0 +1,88 @@
+"""The index hierarchy as arrays: indicators -> groups -> field score -> overall composite."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+
+@dataclass(frozen=True)
+class Tree:
+    """Nodes are the indicators, then the groups, then the fields (the order of ``weight(node)``).
+
+    ``parent[n]`` indexes the aggregation units: groups ``0..G-1``, the field score ``G`` (ROOT) and the
+    overall composite ``G+1`` (OVERALL). ``steps`` lists the units in bottom-up order with their child
+    nodes, so aggregating along it computes every group, then each field score.
+    """
+
+    nodes: list[str]
+    kind: np.ndarray  # 0 indicator, 1 group, 2 field
+    parent: np.ndarray
+    nominal: np.ndarray
+    n_ind: int
+    n_grp: int
+    n_fld: int
+    steps: list[tuple[int, np.ndarray]]
+
+    @property
+    def root(self) -> int:
+        return self.n_grp
+
+    @property
+    def overall(self) -> int:
+        return self.n_grp + 1
+
+    @classmethod
+    def from_dataset(cls, ds: xr.Dataset) -> Tree:
+        ind = [str(c) for c in ds["indicator"].values]
+        grp = [str(c) for c in ds["group"].values]
+        fld = [str(c) for c in ds["field"].values]
+        gidx = {g: k for k, g in enumerate(grp)}
+        n_grp = len(grp)
+
+        def pid(code: str) -> int:
+            return gidx[code] if code else n_grp
+
+        parent = np.array([pid(str(p)) for p in ds["indicator_parent"].values]
+                          + [pid(str(p)) for p in ds["group_parent"].values]
+                          + [n_grp + 1] * len(fld), dtype=np.int64)
+        nominal = np.concatenate([ds["indicator_weight"].values, ds["group_weight"].values,
+                                  ds["field_weight"].values]).astype(np.float64)
+        kind = np.array([0] * len(ind) + [1] * n_grp + [2] * len(fld))
+        depth = {}
+
+        def d(g: int) -> int:
+            if g not in depth:
+                p = parent[len(ind) + g]
+                depth[g] = 0 if p == n_grp else 1 + d(int(p))
+            return depth[g]
+
+        order = sorted(range(n_grp), key=lambda g: -d(g))
+        steps = [(g, np.flatnonzero(parent == g)) for g in [*order, n_grp]]
+        return cls(ind + grp + fld, kind, parent, nominal, len(ind), n_grp, len(fld), steps)
+
+    def renormalise(self, w: np.ndarray) -> np.ndarray:
+        """Divide weights (..., node) by their sum within each parent (zero-sum parents stay zero)."""
+        onehot = np.zeros((len(self.nodes), self.n_grp + 2))
+        onehot[np.arange(len(self.nodes)), self.parent] = 1.0
+        sums = w @ onehot
+        denom = sums @ onehot.T
+        return np.divide(w, denom, out=np.zeros_like(w, dtype=np.float64), where=denom > 0)
+
+    def effective(self, w: np.ndarray) -> np.ndarray:
+        """Each indicator's weight in its field score: the product of renormalised weights along its path
+        (weights (S, node) already renormalised) -> (S, indicator)."""
+        eff = w[:, : self.n_ind].copy()
+        p = self.parent[: self.n_ind].copy()
+        while True:
+            inner = p < self.n_grp
+            if not inner.any():
+                return eff
+            node = self.n_ind + p[inner]
+            eff[:, inner] *= w[:, node]
+            p[inner] = self.parent[node]
+
+    def node_level(self) -> list[str]:
+        return ["indicator" if k == 0 else "group" if k == 1 else "field" for k in self.kind]
