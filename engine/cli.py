@@ -1,0 +1,177 @@
+"""The ``rankstab`` command: datasets, score, validate, run, analyze, report, verify.
+
+Every user-caused error prints one or two lines to stderr and exits with code 2 (``--debug`` shows the
+traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import UserError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rankstab", description="Scenario and sensitivity sweeps of composite-index "
+                                "rankings on Dask (Monte Carlo and Sobol), stored in xarray/zarr.")
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    p.add_argument("--version", action="version", version=f"rankstab {_version()}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("datasets", help="list the embedded datasets")
+    s.set_defaults(func=cmd_datasets)
+
+    s = sub.add_parser("score", help="score and rank one methodology (the nominal one, with --set overrides)")
+    s.add_argument("source", help="an embedded dataset name, a data path, or a scenario spec (.toml)")
+    s.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a methodology setting, e.g. normalisation=zscore:10,2 (repeatable)")
+    s.add_argument("--meta", help="metadata file (TOML/CSV) for a tidy CSV/Parquet data file")
+    s.add_argument("--out", help="write CSV here instead of printing")
+    s.set_defaults(func=cmd_score)
+
+    s = sub.add_parser("validate", help="check a scenario spec and its dataset; print the factor table")
+    s.add_argument("spec", help="spec TOML path or shipped spec name (e.g. gtii-2019)")
+    s.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("run", help="run a spec's sweep on a Dask cluster into a zarr store")
+    s.add_argument("spec", nargs="?", default="gtii-2019", help="spec TOML path or shipped name (default gtii-2019)")
+    s.add_argument("--out", help="store path (default results/<spec name>.zarr)")
+    s.add_argument("--cluster", default="local", help="'local' or a cluster YAML file (see cluster/)")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--scheduler", help="attach to a running scheduler, tcp://HOST:PORT")
+    g.add_argument("--scheduler-file", help="attach to the scheduler described by this file (dask-mpi, jobqueue)")
+    s.add_argument("--workers", type=int, help="number of local worker processes (default: cores)")
+    s.add_argument("--synchronous", action="store_true", help="no cluster: compute in this process")
+    m = s.add_mutually_exclusive_group()
+    m.add_argument("--resume", action="store_true", help="finish an interrupted run in the same store")
+    m.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    s.add_argument("--quiet", action="store_true", help="one progress line every few seconds (batch logs)")
+    s.add_argument("--no-analyze", action="store_true", help="skip the analysis after the run")
+    s.add_argument("--no-report", action="store_true", help="skip the HTML report after the run")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("analyze", help="rank stability and Sobol indices of a run, written to its store")
+    s.add_argument("store", help="a run's zarr store")
+    s.add_argument("--partial", action="store_true", help="analyse the completed Monte Carlo part of an "
+                   "incomplete store")
+    s.add_argument("--remove-one", dest="remove_one", metavar="DATASET_OR_SPEC",
+                   help="remove-one analysis of a dataset's or spec's nominal methodology instead")
+    s.set_defaults(func=cmd_analyze)
+
+    s = sub.add_parser("report", help="figures and a self-contained HTML report of an analysed run")
+    s.add_argument("store", help="a run's zarr store")
+    s.add_argument("--out", help="HTML path (default: next to the store)")
+    s.add_argument("--png-dir", help="also write the figures as PNG files here")
+    s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("verify", help="check a store's integrity")
+    s.add_argument("store")
+    s.set_defaults(func=cmd_verify)
+    return p
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def cmd_datasets(args) -> int:
+    from .dataset import list_datasets
+
+    for info in list_datasets():
+        tag = "SYNTHETIC" if info.synthetic else "real"
+        print(f"{info.name:<12} {tag:<9} {info.shape:<46} {info.title}")
+    return 0
+
+
+def cmd_score(args) -> int:
+    from .dataset import load_dataset
+    from .score import score
+
+    src = args.source
+    if src.endswith(".toml") and not Path(src).name == "meta.toml":
+        from .spec import Spec
+
+        spec = Spec.from_toml(src)
+        result = score(spec.ds, spec.nominal, args.settings)
+    else:
+        result = score(load_dataset(src, args.meta), settings=args.settings)
+    df = result.to_dataframe().reset_index()[["city", "field", "score", "rank"]]
+    df["score"] = df["score"].astype(float).round(6)
+    df = df.sort_values(["field", "rank", "city"], key=lambda c: c.map(_field_order(result)) if c.name == "field"
+                        else c)
+    if args.out:
+        out = Path(args.out)
+        _writable(out)
+        df.to_csv(out, index=False)
+        print(f"wrote {len(df)} rows to {out}")
+    else:
+        print(df.to_csv(index=False), end="")
+    return 0
+
+
+def _field_order(result) -> dict:
+    return {f: k for k, f in enumerate(result["field"].values)}
+
+
+def _writable(path: Path) -> None:
+    parent = path.expanduser().resolve().parent
+    if not parent.is_dir():
+        raise UserError(f"{path}: the folder {parent} does not exist; create it or choose another path")
+    import os
+
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"{path}: the folder {parent} is not writable; choose another path")
+
+
+def cmd_validate(args) -> int:
+    from .spec import Spec
+    from .validate import describe
+
+    print(describe(Spec.from_toml(args.spec)))
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .sweep import run_cli
+
+    return run_cli(args)
+
+
+def cmd_analyze(args) -> int:
+    from .analysis import analyze_cli
+
+    return analyze_cli(args)
+
+
+def cmd_report(args) -> int:
+    from .report import report_cli
+
+    return report_cli(args)
+
+
+def cmd_verify(args) -> int:
+    from .store import verify_cli
+
+    return verify_cli(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        if args.debug:
+            raise
+        print(f"rankstab {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"rankstab {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""Designs: unit-hypercube samples (one row per scenario) and their decoding into methodologies.
+
+* Monte Carlo: scrambled Sobol' points (``sampler = "sobol"``) or pseudo-random numbers (``"random"``).
+* Sobol: the Saltelli design of ``SALib.sample.sobol.sample`` (same base sequence, same row layout:
+  per base sample A, AB_1..AB_D, [BA_1..BA_D], B), built with array operations instead of SALib's
+  per-element Python loop, and equal to it element for element (tested).
+
+Everything here is a pure function of the spec (and its seed).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import qmc
+
+from .kernel import Batch
+from .methodology import Prep, parse_option
+from .spec import Spec
+from .tree import Tree
+
+DISCRETE = ("normalisation", "aggregation", "outlier", "imputation", "exclude", "weight_scheme")
+
+
+def base_sequence(d: int, n: int, seed: int, skip: int = 0) -> np.ndarray:
+    """The first ``n`` points (after ``skip``) of a scrambled Sobol' sequence in ``d`` dimensions."""
+    qrng = qmc.Sobol(d=d, scramble=True, seed=seed)
+    if skip:
+        qrng.fast_forward(skip)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # balance warning for n not a power of two
+        return qrng.random(n)
+
+
+def saltelli(n_factors: int, group_of: np.ndarray | None, n: int, second_order: bool, seed: int,
+             skip: int = 0) -> np.ndarray:
+    """The Saltelli design exactly as SALib builds it, (n * block, n_factors)."""
+    base = base_sequence(2 * n_factors, n, seed, skip)
+    a, b = base[:, :n_factors], base[:, n_factors:]
+    group_of = np.arange(n_factors) if group_of is None else group_of
+    n_groups = int(group_of.max()) + 1
+    swap = group_of[None, :] == np.arange(n_groups)[:, None]  # (group, factor)
+    ab = np.where(swap[None], b[:, None, :], a[:, None, :])
+    parts = [a[:, None, :], ab]
+    if second_order:
+        parts.append(np.where(swap[None], a[:, None, :], b[:, None, :]))
+    parts.append(b[:, None, :])
+    return np.concatenate(parts, axis=1).reshape(-1, n_factors)
+
+
+def block_labels(groups: list[str], second_order: bool) -> list[str]:
+    """Row labels within one Saltelli block."""
+    return ["A", *[f"AB_{g}" for g in groups], *([f"BA_{g}" for g in groups] if second_order else []), "B"]
+
+
+def design_matrix(spec: Spec, skip: int = 0) -> np.ndarray:
+    """Unit-hypercube design, one row per scenario, one column per factor."""
+    d = len(spec.factors)
+    des = spec.design
+    if des.kind == "sobol":
+        names = spec.groups
+        group_of = np.array([names.index(f.group) for f in spec.factors]) if spec.grouped else None
+        return saltelli(d, group_of, des.n, des.second_order, des.seed, skip)
+    if des.sampler == "random":
+        return np.random.default_rng(des.seed).random((des.n, d))
+    return base_sequence(d, des.n, des.seed)
+
+
+def row_labels(spec: Spec, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """``block`` label and base ``sample`` index of each design row (Monte Carlo: 'MC', row index)."""
+    if spec.design.kind != "sobol":
+        return np.full(n_rows, "MC"), np.arange(n_rows)
+    labels = block_labels(spec.groups, spec.design.second_order)
+    k = len(labels)
+    return np.tile(np.array(labels), n_rows // k), np.repeat(np.arange(n_rows // k), k)
+
+
+@dataclass
+class Decoded:
+    """A block of scenarios decoded: the kernel batch plus the choice strings to store."""
+
+    batch: Batch
+    choices: dict[str, np.ndarray]  # kind -> (scenario,) str
+
+
+def decode(spec: Spec, tree: Tree, x: np.ndarray, schemes: np.ndarray) -> Decoded:
+    """Turn design rows ``x`` (scenario, factor) into methodologies; ``schemes`` from ``weight_schemes``."""
+    n = len(x)
+    nom = spec.nominal
+    idx = {kind: np.zeros(n, dtype=np.int64) for kind in DISCRETE}
+    options = {
+        "normalisation": [str(nom.normalisation)], "aggregation": [nom.aggregation.name],
+        "outlier": [str(nom.outlier)], "imputation": [str(nom.imputation)],
+        "exclude": [nom.exclude], "weight_scheme": [nom.weight_scheme],
+    }
+    multipliers = np.ones((n, len(tree.nodes)))
+    for j, f in enumerate(spec.factors):
+        u = x[:, j]
+        if f.kind == "weight":
+            multipliers[:, tree.nodes.index(f.node)] *= f.multiplier(u)
+        else:
+            options[f.kind] = list(f.choices)
+            idx[f.kind] = f.index(u)
+    scheme_names = scheme_order(spec)
+    scheme_idx = np.array([scheme_names.index(s) for s in options["weight_scheme"]])[idx["weight_scheme"]]
+    w = schemes[scheme_idx] * multipliers
+    excl = np.array([tree.nodes.index(e) if e != "none" else -1 for e in options["exclude"]])[idx["exclude"]]
+    rows = np.flatnonzero(excl >= 0)
+    w[rows, excl[rows]] = 0.0
+    w = tree.renormalise(w)
+
+    prep_kinds = ("normalisation", "outlier", "imputation")
+    combo = np.stack([idx[k] for k in prep_kinds], axis=1)
+    uniq, prep_idx = np.unique(combo, axis=0, return_inverse=True)
+    preps = [Prep(*(parse_option(k, options[k][c]) for k, c in zip(prep_kinds, row, strict=True)),
+                  denominate=nom.denominate) for row in uniq]
+    batch = Batch(preps=preps, prep_idx=prep_idx.ravel(), methods=options["aggregation"],
+                  method_idx=idx["aggregation"], weights=w)
+    choices = {k: np.array(options[k])[idx[k]] for k in DISCRETE}
+    choices["excluded"] = choices.pop("exclude")
+    return Decoded(batch, choices)
+
+
+def scheme_order(spec: Spec) -> list[str]:
+    return ["nominal", "equal", "pca", *spec.weight_sets]
+
+
+def weight_schemes(spec: Spec, tree: Tree, pca_data: np.ndarray | None = None) -> np.ndarray:
+    """Raw (not yet renormalised) node weights of every named scheme, (scheme, node)."""
+    nominal = tree.nominal.copy()
+    for node, w in spec.nominal.weights.items():
+        nominal[tree.nodes.index(node)] = w
+    out = {"nominal": nominal, "equal": np.ones(len(tree.nodes))}
+    needs_pca = any(f.kind == "weight_scheme" and "pca" in f.choices for f in spec.factors) \
+        or spec.nominal.weight_scheme == "pca"
+    out["pca"] = pca_weights(tree, pca_data, nominal) if needs_pca and pca_data is not None else nominal
+    for name, ws in spec.weight_sets.items():
+        w = nominal.copy()
+        for node, v in ws.items():
+            w[tree.nodes.index(node)] = v
+        out[name] = w
+    return np.stack([out[k] for k in scheme_order(spec)])
+
+
+def pca_weights(tree: Tree, x: np.ndarray, nominal: np.ndarray) -> np.ndarray:
+    """OECD/JRC PCA weights: within each parent with two or more indicators, the squared loadings of the
+    first principal component of the indicators' correlation matrix (city x field rows pooled, rows with
+    missing values dropped), scaled to sum to one. Group and field weights stay nominal."""
+    w = nominal.copy()
+    n_ind = tree.n_ind
+    flat = x.reshape(-1, n_ind)
+    for unit in np.unique(tree.parent[:n_ind]):
+        cols = np.flatnonzero(tree.parent[:n_ind] == unit)
+        if len(cols) < 2:
+            continue
+        block = flat[:, cols]
+        block = block[~np.isnan(block).any(axis=1)]
+        corr = np.corrcoef(block, rowvar=False)
+        vals, vecs = np.linalg.eigh(corr)
+        load = vecs[:, -1] ** 2
+        w[cols] = load / load.sum()
+    return w
+
+
+def factor_values(spec: Spec, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Human-readable value of each factor per row (multiplier or choice)."""
+    out = {}
+    for j, f in enumerate(spec.factors):
+        out[f.name] = f.multiplier(x[:, j]) if f.kind == "weight" else np.array(f.choices)[f.index(x[:, j])]
+    return out
+
+
+def nominal_row(spec: Spec) -> np.ndarray:
+    """A design row that decodes to the nominal methodology (u = 0.5 for weights, the nominal bin)."""
+    row = np.full(len(spec.factors), 0.5)
+    for j, f in enumerate(spec.factors):
+        if f.discrete:
+            row[j] = (f.choices.index(f.nominal) + 0.5) / len(f.choices)
+    return row
+
+
+def auto_chunk(spec: Spec, n_cities: int, n_fields: int, target_bytes: float = 4e6) -> int:
+    """Scenarios per task: about ``target_bytes`` of scores + ranks, in whole Saltelli blocks."""
+    if spec.design.chunk:
+        per = spec.design.chunk
+    else:
+        per = max(1, int(target_bytes // (n_cities * (n_fields + 1) * 6)))
+    block = spec.block_size
+    per = max(block, per // block * block)
+    return min(per, spec.n_scenarios)
