@@ -28,7 +28,7 @@ def base_sequence(d: int, n: int, seed: int, skip: int = 0) -> np.ndarray:
     """The first ``n`` points (after ``skip``) of a scrambled Sobol' sequence in ``d`` dimensions."""
     qrng = qmc.Sobol(d=d, scramble=True, seed=seed)
     if skip:
-        qrng.fast_forward(skip)
+        qrng.fast_forward(int(skip))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # balance warning for n not a power of two
         return qrng.random(n)
@@ -55,26 +55,38 @@ def block_labels(groups: list[str], second_order: bool) -> list[str]:
     return ["A", *[f"AB_{g}" for g in groups], *([f"BA_{g}" for g in groups] if second_order else []), "B"]
 
 
-def design_matrix(spec: Spec, skip: int = 0) -> np.ndarray:
-    """Unit-hypercube design, one row per scenario, one column per factor."""
+def design_rows(spec: Spec, a: int, b: int) -> np.ndarray:
+    """Rows [a, b) of the unit-hypercube design (one row per scenario, one column per factor), computed
+    without the others: Sobol' points are fast-forwarded, the pseudo-random stream is advanced, so any
+    chunking gives the same rows."""
     d = len(spec.factors)
     des = spec.design
     if des.kind == "sobol":
+        k = spec.block_size
+        j0, j1 = a // k, -(-b // k)
         names = spec.groups
         group_of = np.array([names.index(f.group) for f in spec.factors]) if spec.grouped else None
-        return saltelli(d, group_of, des.n, des.second_order, des.seed, skip)
+        rows = saltelli(d, group_of, j1 - j0, des.second_order, des.seed, skip=j0)
+        return rows[a - j0 * k: b - j0 * k]
     if des.sampler == "random":
-        return np.random.default_rng(des.seed).random((des.n, d))
-    return base_sequence(d, des.n, des.seed)
+        bits = np.random.PCG64(des.seed)
+        bits.advance(int(a) * d)  # one 64-bit draw per double
+        return np.random.Generator(bits).random((b - a, d))
+    return base_sequence(d, b - a, des.seed, skip=a)
 
 
-def row_labels(spec: Spec, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """``block`` label and base ``sample`` index of each design row (Monte Carlo: 'MC', row index)."""
+def design_matrix(spec: Spec) -> np.ndarray:
+    """The whole design."""
+    return design_rows(spec, 0, spec.n_scenarios)
+
+
+def row_labels(spec: Spec, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """``block`` label and base ``sample`` index of rows [a, b) (Monte Carlo: 'MC', the row index)."""
+    rows = np.arange(a, b)
     if spec.design.kind != "sobol":
-        return np.full(n_rows, "MC"), np.arange(n_rows)
-    labels = block_labels(spec.groups, spec.design.second_order)
-    k = len(labels)
-    return np.tile(np.array(labels), n_rows // k), np.repeat(np.arange(n_rows // k), k)
+        return np.full(b - a, "MC"), rows
+    labels = np.array(block_labels(spec.groups, spec.design.second_order))
+    return labels[rows % len(labels)], rows // len(labels)
 
 
 @dataclass

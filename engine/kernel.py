@@ -10,8 +10,10 @@ still vectorised over scenarios. No Python loop runs per scenario.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 import xarray as xr
 
@@ -88,11 +90,10 @@ def _scores(prep: Prepared, p: Prep, method: str, w: np.ndarray) -> np.ndarray:
     n_s, (n_c, n_f, n_i) = len(w), x.shape
     out = np.empty((n_s, n_c, n_f + 1))
     if method != "copeland" and not np.isnan(x).any():
-        lin = (x.reshape(n_c * n_f, n_i) @ tree.effective(w).T).T.reshape(n_s, n_c, n_f)
-        out[:, :, :n_f] = lin
-        fw = w[:, len(tree.nodes) - n_f:]
-        out[:, :, n_f] = lin[:, :, 0] if n_f == 1 else np.einsum("scf,sf->sc", lin, fw)
-        return _untransform(out, method)
+        out32 = np.empty((n_s, n_c, n_f + 1), dtype=np.float32)
+        _linear(x.reshape(n_c * n_f, n_i), tree.effective(w), np.ascontiguousarray(w[:, len(tree.nodes) - n_f:]),
+                METHODS.index(method), out32)
+        return out32
     fields = _aggregate_tree(tree, x, w, method)
     out[:, :, :n_f] = fields
     if n_f == 1:
@@ -168,3 +169,33 @@ def _copeland(v: np.ndarray, w: np.ndarray) -> np.ndarray:
         e = np.where(tot > 0, win / tot, 0.5)
     score = (e > 0.5).sum(axis=2) - (e < 0.5).sum(axis=2)
     return np.where(have.any(axis=-1), score.astype(np.float64), np.nan)
+
+
+@numba.njit(cache=True, nogil=True)
+def _linear(x: np.ndarray, weff: np.ndarray, fw: np.ndarray, method: int, out: np.ndarray) -> None:
+    """Field scores as weighted sums of transformed data (x (city*field, indicator)), the overall composite
+    as the weighted sum of field scores, then back-transformed (0 arithmetic, 1 geometric, 2 harmonic).
+    Fixed summation order: a scenario's result never depends on the rest of its batch."""
+    n_s, n_i = weff.shape
+    n_f = fw.shape[1]
+    n_c = x.shape[0] // n_f
+    for s in range(n_s):
+        for c in range(n_c):
+            total = 0.0
+            for f in range(n_f):
+                row = c * n_f + f
+                acc = 0.0
+                for i in range(n_i):
+                    acc += x[row, i] * weff[s, i]
+                total += fw[s, f] * acc
+                out[s, c, f] = _back(acc, method)
+            out[s, c, n_f] = _back(acc if n_f == 1 else total, method)
+
+
+@numba.njit(cache=True, inline="always")
+def _back(v: float, method: int) -> float:
+    if method == 1:
+        return math.exp(v)
+    if method == 2:
+        return 1.0 / v
+    return v

@@ -10,47 +10,56 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-NAN_KEY = np.uint64(0xFFFFFFFF)
 
-
-def descending_keys(scores: np.ndarray) -> np.ndarray:
-    """uint32 keys whose ascending order is the descending order of float32 ``scores``; NaN last."""
-    s = np.ascontiguousarray(scores, dtype=np.float32) + np.float32(0.0)  # -0.0 -> 0.0
-    u = s.view(np.uint32)
-    neg = (u >> np.uint32(31)).astype(bool)
-    asc = np.where(neg, ~u, u | np.uint32(0x80000000))  # ascending order of the floats
-    key = ~asc
-    key[np.isnan(s)] = np.uint32(0xFFFFFFFF)
-    return key
+@numba.njit(cache=True, nogil=True)
+def _pack(scores: np.ndarray, keys: np.ndarray) -> None:
+    """keys[s * F + f, c] = (descending key of scores[s, c, f]) << 32 | c."""
+    n_s, n_c, n_f = scores.shape
+    bits = scores.view(np.uint32)
+    for s in range(n_s):
+        for c in range(n_c):
+            for f in range(n_f):
+                v = scores[s, c, f]
+                if v != v:
+                    k = np.uint64(0xFFFFFFFF)
+                elif v == 0:
+                    k = np.uint64(0x7FFFFFFF)  # +0.0 and -0.0 tie
+                else:
+                    u = bits[s, c, f]
+                    asc = ~u if u >> np.uint32(31) else u | np.uint32(0x80000000)
+                    k = np.uint64(~asc)
+                keys[s * n_f + f, c] = (k << np.uint64(32)) | np.uint64(c)
 
 
 @numba.njit(cache=True, nogil=True)
-def _scatter(sorted_keys: np.ndarray, out: np.ndarray) -> None:
-    rows, n = sorted_keys.shape
-    for r in range(rows):
+def _scatter3(sorted_keys: np.ndarray, out: np.ndarray) -> None:
+    """Ranks from sorted keys into out (S, C, F) with the competition tie rule; NaN -> 0."""
+    n_s, n_c, n_f = out.shape
+    for r in range(sorted_keys.shape[0]):
+        s, f = r // n_f, r % n_f
         prev = np.uint64(0xFFFFFFFFFFFFFFFF)
         rank = 0
-        for j in range(n):
+        for j in range(n_c):
             k = sorted_keys[r, j]
             hi = k >> np.uint64(32)
-            idx = k & np.uint64(0xFFFFFFFF)
+            c = k & np.uint64(0xFFFFFFFF)
             if hi == np.uint64(0xFFFFFFFF):
-                out[r, idx] = 0
+                out[s, c, f] = 0
             else:
                 if hi != prev:
                     rank = j + 1
                     prev = hi
-                out[r, idx] = rank
+                out[s, c, f] = rank
 
 
 def competition_rank(scores: np.ndarray, axis: int = 1) -> np.ndarray:
-    """Ranks (int16) of ``scores`` along ``axis`` (the city axis), 1 = highest."""
-    moved = np.moveaxis(scores, axis, -1)
-    shape = moved.shape
-    n = shape[-1]
-    keys = descending_keys(moved).reshape(-1, n).astype(np.uint64) << np.uint64(32)
-    keys |= np.arange(n, dtype=np.uint64)[None, :]
+    """Ranks (int16) of float32 ``scores`` along ``axis`` (the city axis), 1 = highest."""
+    s3 = np.ascontiguousarray(np.moveaxis(np.asarray(scores, dtype=np.float32), axis, 1))
+    shape = s3.shape
+    s3 = s3.reshape(shape[0], shape[1], -1)
+    keys = np.empty((s3.shape[0] * s3.shape[2], s3.shape[1]), dtype=np.uint64)
+    _pack(s3, keys)
     keys.sort(axis=1)
-    out = np.empty(keys.shape, dtype=np.int16)
-    _scatter(keys, out)
-    return np.moveaxis(out.reshape(shape), -1, axis)
+    out = np.empty(s3.shape, dtype=np.int16)
+    _scatter3(keys, out)
+    return np.moveaxis(out.reshape(shape), 1, axis)

@@ -8,7 +8,8 @@ shift-invariant), then S1 = mean(B*(AB-A))/var (Saltelli 2010), ST = 0.5*mean((A
 S2 as Saltelli 2002, var = var(r_[A, B]) with ddof 0; each index is 0 when var <= float eps.
 
 Every bootstrap statistic is a sum over base samples weighted by how often a resample drew them,
-so all outputs and resamples are one matmul per chunk of outputs: counts (R × N) @ terms (N × T·c).
+so all outputs and resamples are matmuls: terms (outputs·T × base samples) @ counts (base samples × R),
+over chunks of outputs and blocks of base samples (a numba kernel writes the terms).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import numpy as np
 from scipy.stats import norm
 
 _EPS = np.finfo(float).eps
-_CHUNK_BYTES = 256 * 2**20  # terms of one chunk of outputs, all base samples
-_BLOCK_BYTES = 2 * 2**20  # terms of one block of base samples: cache-sized
+_CHUNK_TERMS = 4096  # outputs per chunk × terms per output: rows of one matmul
+_BLOCK_BYTES = 32 * 2**20  # scratch for one block of base samples × one chunk of outputs
 
 
 def block_labels(names: list[str], second_order: bool) -> list[str]:
@@ -47,7 +48,10 @@ def resample_counts(n: int, num_resamples: int, seed: int | None) -> np.ndarray:
     return np.bincount(flat, minlength=n * num_resamples).reshape(num_resamples, n)
 
 
-@numba.njit(parallel=True, cache=True)
+_FASTMATH = {"reassoc", "contract"}  # lets sums vectorise; NaN/inf semantics kept
+
+
+@numba.njit(parallel=True, fastmath=_FASTMATH, cache=True)
 def _moments(Y, nblocks):  # pragma: no cover - compiled
     """Mean, std (ddof 0) and whether it varies, of every column of Y (one pass, shifted by row 0)."""
     rows, M = Y.shape
@@ -67,57 +71,59 @@ def _moments(Y, nblocks):  # pragma: no cover - compiled
     return shift + mean, np.sqrt(var), ndiff.sum(axis=0) > 0
 
 
-@numba.njit(parallel=True, cache=True)
-def _fill_terms(Y, lo, i0, mu, inv_sd, D, step, second_order, buf, part):  # pragma: no cover - compiled
-    """Bootstrap terms of base samples i0.. into buf (rows, T, c), adding their float64 sums to part.
+@numba.njit(parallel=True, fastmath=_FASTMATH, cache=True)
+def _fill_terms(Y, lo, i0, mu, inv_sd, D, step, second_order, z, buf, part):  # pragma: no cover - compiled
+    """Bootstrap terms of base samples i0..i0+nb, outputs lo..lo+c, into buf (c, T, nb); adds their sums to part.
 
-    Term order: A+B, A²+B², B*(AB_d-A) (D), (A-AB_d)² (D), [BA_j*AB_k - A*B for j < k], on the
-    normalised outputs z = (y - mu) * inv_sd of columns lo..lo+c.
+    z (c, step, nb) is scratch for the normalised outputs (y - mu) * inv_sd. Term order: A+B, A²+B²,
+    B*(AB_d-A) (D), (A-AB_d)² (D), [BA_j*AB_k - A*B for j < k]. part (c, T) is float64.
     """
-    n, _, c = buf.shape
-    nblocks = part.shape[0]
-    for b in numba.prange(nblocks):
-        za = np.empty(c)
-        zb = np.empty(c)
-        zab = np.empty((D, c))
-        zba = np.empty((D, c))
-        acc = part[b]
-        for i in range(b * n // nblocks, (b + 1) * n // nblocks):
+    c, T, nb = buf.shape
+    nsub = min(nb, 64)
+    for s in numba.prange(nsub):
+        for i in range(s * nb // nsub, (s + 1) * nb // nsub):
             r = (i0 + i) * step
-            out = buf[i]
-            for m in range(c):
-                za[m] = (Y[r, lo + m] - mu[m]) * inv_sd[m]
-                zb[m] = (Y[r + step - 1, lo + m] - mu[m]) * inv_sd[m]
-            for d in range(D):
+            for rt in range(step):
                 for m in range(c):
-                    zab[d, m] = (Y[r + 1 + d, lo + m] - mu[m]) * inv_sd[m]
-            for m in range(c):
-                v = za[m] + zb[m]
-                out[0, m] = v
-                acc[0, m] += v
-                v = za[m] * za[m] + zb[m] * zb[m]
-                out[1, m] = v
-                acc[1, m] += v
-            for d in range(D):
-                for m in range(c):
-                    v = zb[m] * (zab[d, m] - za[m])
-                    out[2 + d, m] = v
-                    acc[2 + d, m] += v
-                    v = (za[m] - zab[d, m]) ** 2
-                    out[2 + D + d, m] = v
-                    acc[2 + D + d, m] += v
-            if second_order:
-                for d in range(D):
-                    for m in range(c):
-                        zba[d, m] = (Y[r + 1 + D + d, lo + m] - mu[m]) * inv_sd[m]
-                t = 2 + 2 * D
-                for j in range(D - 1):
-                    for k in range(j + 1, D):
-                        for m in range(c):
-                            v = zba[j, m] * zab[k, m] - za[m] * zb[m]
-                            out[t, m] = v
-                            acc[t, m] += v
-                        t += 1
+                    z[m, rt, i] = (Y[r + rt, lo + m] - mu[m]) * inv_sd[m]
+    for m in numba.prange(c):
+        zm, o, acc = z[m], buf[m], part[m]
+        a, b = zm[0], zm[step - 1]
+        s0 = s1 = 0.0
+        for i in range(nb):
+            v = a[i] + b[i]
+            o[0, i] = v
+            s0 += v
+            w = a[i] * a[i] + b[i] * b[i]
+            o[1, i] = w
+            s1 += w
+        acc[0] += s0
+        acc[1] += s1
+        for d in range(D):
+            ab = zm[1 + d]
+            s0 = s1 = 0.0
+            for i in range(nb):
+                v = b[i] * (ab[i] - a[i])
+                o[2 + d, i] = v
+                s0 += v
+                w = (a[i] - ab[i]) ** 2
+                o[2 + D + d, i] = w
+                s1 += w
+            acc[2 + d] += s0
+            acc[2 + D + d] += s1
+        if second_order:
+            t = 2 + 2 * D
+            for j in range(D - 1):
+                ba = zm[1 + D + j]
+                for k in range(j + 1, D):
+                    ab = zm[1 + k]
+                    s0 = 0.0
+                    for i in range(nb):
+                        v = ba[i] * ab[i] - a[i] * b[i]
+                        o[t, i] = v
+                        s0 += v
+                    acc[t] += s0
+                    t += 1
 
 
 def _estimates(sums: np.ndarray, n: int, D: int, j: np.ndarray, k: np.ndarray,
@@ -165,14 +171,13 @@ def sobol_indices(Y: np.ndarray, D: int, *, second_order: bool = False, num_resa
     n, M, R = len(Y) // step, Y.shape[1], num_resamples
     j, k = np.triu_indices(D, 1) if second_order else (np.zeros(0, int), np.zeros(0, int))
     T = 2 + 2 * D + len(j)
-    counts = resample_counts(n, R, seed).astype(dtype)
+    counts_t = np.ascontiguousarray(resample_counts(n, R, seed).T, dtype=dtype)
     z = norm.ppf(0.5 + conf_level / 2)
-    nblocks = max(1, min(16, n // 64))
-
-    chunk = min(M, chunk_outputs or max(1, _CHUNK_BYTES // (n * T * np.dtype(dtype).itemsize)))
-    block = max(1, min(n, _BLOCK_BYTES // (T * chunk * np.dtype(dtype).itemsize)))
-    buf = np.empty(block * T * chunk, dtype)
-    mu, sd, varying = _moments(Y, nblocks)
+    chunk = min(M, chunk_outputs or max(2, _CHUNK_TERMS // T))
+    block = min(n, max(256, _BLOCK_BYTES // (chunk * (8 * step + T * np.dtype(dtype).itemsize))))
+    zbuf = np.empty(chunk * step * block)
+    tbuf = np.empty(chunk * T * block, dtype)
+    mu, sd, varying = _moments(Y, max(1, min(64, len(Y) // 1024)))
     inv_sd = np.divide(1.0, sd, out=np.zeros(M), where=varying & (sd > 0))
 
     out = {key: np.zeros((D, M)) for key in ("S1", "ST", "S1_conf", "ST_conf")}
@@ -185,17 +190,17 @@ def sobol_indices(Y: np.ndarray, D: int, *, second_order: bool = False, num_resa
     for lo in range(0, M, chunk):
         c = min(chunk, M - lo)
         sl = slice(lo, lo + c)
-        part = np.zeros((nblocks, T, c))
-        sums = np.zeros((R, T * c))
+        part = np.zeros((c, T))
+        sums = np.zeros((c * T, R))
         for i0 in range(0, n, block):
-            rows = min(block, n - i0)
-            bc = buf[: rows * T * c].reshape(rows, T, c)
-            _fill_terms(Y, lo, i0, mu[sl], inv_sd[sl], D, step, second_order, bc, part)
-            sums += counts[:, i0 : i0 + rows] @ bc.reshape(rows, T * c)
-        point = part.sum(axis=0).T[:, :, None]
+            nb = min(block, n - i0)
+            zb, tb = zbuf[: c * step * nb].reshape(c, step, nb), tbuf[: c * T * nb].reshape(c, T, nb)
+            _fill_terms(Y, lo, i0, mu[sl], inv_sd[sl], D, step, second_order, zb, tb, part)
+            sums += tb.reshape(c * T, nb) @ counts_t[i0 : i0 + nb]
+        point = part[:, :, None]
         ok = point[:, 1, 0] / (2 * n) - (point[:, 0, 0] / (2 * n)) ** 2 > _EPS
         s1, st, s2 = (e[..., 0] for e in _estimates(point, n, D, j, k, ok))
-        b1, bt, b2 = _estimates(sums.reshape(R, T, c).transpose(2, 1, 0), n, D, j, k, ok)
+        b1, bt, b2 = _estimates(sums.reshape(c, T, R), n, D, j, k, ok)
 
         out["constant"][sl] = ~ok
         out["S1"][:, sl], out["ST"][:, sl] = s1.T, st.T

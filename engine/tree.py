@@ -64,12 +64,15 @@ class Tree:
         return cls(ind + grp + fld, kind, parent, nominal, len(ind), n_grp, len(fld), steps)
 
     def renormalise(self, w: np.ndarray) -> np.ndarray:
-        """Divide weights (..., node) by their sum within each parent (zero-sum parents stay zero)."""
-        onehot = np.zeros((len(self.nodes), self.n_grp + 2))
-        onehot[np.arange(len(self.nodes)), self.parent] = 1.0
-        sums = w @ onehot
-        denom = sums @ onehot.T
-        return np.divide(w, denom, out=np.zeros_like(w, dtype=np.float64), where=denom > 0)
+        """Divide weights (scenario, node) by their sum within each parent (zero-sum parents stay zero).
+        Row by row in a fixed order, so a scenario's weights never depend on the rest of its batch."""
+        out = np.zeros_like(w, dtype=np.float64)
+        for unit in np.unique(self.parent):
+            cols = np.flatnonzero(self.parent == unit)
+            block = w[:, cols]
+            total = block.sum(axis=1, keepdims=True)
+            out[:, cols] = np.divide(block, total, out=np.zeros_like(block, dtype=np.float64), where=total > 0)
+        return out
 
     def effective(self, w: np.ndarray) -> np.ndarray:
         """Each indicator's weight in its field score: the product of renormalised weights along its path

@@ -1,0 +1,250 @@
+"""The zarr v3 result store: layout, chunk completion record, lock, finalisation and verification.
+
+Layout (all readable with plain ``xarray.open_zarr``; see ``results/README.md``):
+
+* ``score(scenario, city, field)`` float32, ``rank(scenario, city, field)`` int16, ``field`` ending with
+  ``overall``; ``rbar(scenario, field)`` float32, the mean absolute rank shift from nominal;
+* ``design(scenario, factor)`` float64, ``block(scenario)``, ``sample(scenario)``;
+* ``weight(scenario, node)`` and one string variable per discrete choice;
+* ``value(city, field, indicator)`` and the dataset metadata; ``nominal_score``/``nominal_rank``;
+* ``chunk_done(chunk)`` (the completion record) and ``chunk_rank_count(chunk, city, field, rank)``;
+  after the last chunk ``rank_count(city, field, rank)``, and attrs ``complete = 1``.
+
+Each task writes only its own chunk of every per-scenario array and sets its ``chunk_done`` flag last,
+so an interrupted run leaves flagged chunks that are whole and unflagged ones that are recomputed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+import zarr
+from zarr.codecs import ZstdCodec
+from zarr.core.sync import sync
+
+from .errors import UserError
+
+CHOICE_VARS = ("normalisation", "aggregation", "outlier", "imputation", "excluded", "weight_scheme")
+LOCK = ".rankstab.lock"
+
+warnings.filterwarnings("ignore", message=".*(unstable|not part of the Zarr|consolidated metadata).*")
+warnings.filterwarnings("ignore", category=FutureWarning, module="zarr")
+
+
+def compressor(dtype) -> list:
+    """zstd level 1: measured here faster and tighter than blosc-shuffled zstd or lz4 for scores and ranks."""
+    return [ZstdCodec(level=1)]
+
+
+def open_group(path: str | Path, mode: str = "r+") -> zarr.Group:
+    return zarr.open_group(str(path), mode=mode, zarr_format=3)
+
+
+@contextmanager
+def lock(path: Path):
+    """Refuse a second writer on the same store (a lock file holding host and pid)."""
+    path.mkdir(parents=True, exist_ok=True)
+    lf = path / LOCK
+    me = f"{socket.gethostname()} {os.getpid()}"
+    for _ in range(2):
+        try:
+            fd = os.open(lf, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            owner = lf.read_text().strip() if lf.exists() else ""
+            host, _, pid = owner.partition(" ")
+            if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+                lf.unlink(missing_ok=True)  # stale lock from a killed run on this host
+                continue
+            raise UserError(f"{path} is being written by another rankstab run ({owner}); wait for it to finish, "
+                            f"or delete {lf} if that run is gone") from None
+    else:  # pragma: no cover
+        raise UserError(f"cannot lock {path}; delete {lf}")
+    os.write(fd, me.encode())
+    os.close(fd)
+    try:
+        yield
+    finally:
+        lf.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_attrs(path: Path) -> dict:
+    try:
+        return dict(open_group(path, mode="r").attrs)
+    except Exception:  # noqa: BLE001 - anything unreadable is "not a rankstab store"
+        return {}
+
+
+def is_store(path: Path) -> bool:
+    return "spec_hash" in read_attrs(path)
+
+
+def done_chunks(path: Path) -> np.ndarray:
+    return open_group(path, mode="r")["chunk_done"][:].astype(bool)
+
+
+_ARRAYS: dict[tuple[str, str], zarr.AsyncArray] = {}
+
+
+async def _array(path: str, name: str) -> zarr.AsyncArray:
+    """The async handle of one array, cached per process (array metadata never changes during a run)."""
+    key = (path, name)
+    if key not in _ARRAYS:
+        _ARRAYS[key] = await zarr.api.asynchronous.open_array(store=path, path=name, mode="r+", zarr_format=3)
+    return _ARRAYS[key]
+
+
+async def _write_chunk(path: str, a: int, b: int, k: int, arrays: dict[str, np.ndarray], summary: np.ndarray):
+    async def put(name: str, sel, data) -> None:
+        await (await _array(path, name)).setitem(sel, data)
+
+    await asyncio.gather(*(put(n, slice(a, b), d) for n, d in arrays.items()),
+                         put("chunk_rank_count", slice(k, k + 1), summary[None]))
+    await put("chunk_done", slice(k, k + 1), np.ones(1, dtype=np.int8))
+
+
+def write_chunk(path: str, a: int, b: int, k: int, arrays: dict[str, np.ndarray], summary: np.ndarray) -> None:
+    """Write one chunk's arrays and its summary concurrently, then its completion flag (last)."""
+    sync(_write_chunk(path, a, b, k, arrays, summary))
+
+
+def read_rows(path: str, name: str, a: int, b: int) -> np.ndarray:
+    """Rows [a, b) of one array (cached handle)."""
+    async def get() -> np.ndarray:
+        return await (await _array(path, name)).getitem(slice(a, b))
+
+    return sync(get())
+
+
+def finalise(path: Path, rank_count: np.ndarray, attrs: dict) -> None:
+    g = open_group(path)
+    g["rank_count"][...] = rank_count
+    g.attrs.update({**attrs, "complete": 1, "finished": datetime.now(UTC).isoformat(timespec="seconds")})
+    zarr.consolidate_metadata(str(path))
+
+
+def remove(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)
+
+
+@dataclass(frozen=True)
+class BigArray:
+    """A per-scenario (or per-chunk) array created empty and filled by the tasks."""
+
+    name: str
+    dims: tuple[str, ...]
+    shape: tuple[int, ...]
+    dtype: str
+    fill: object
+    chunk: int
+    attrs: dict
+
+
+def create(path: Path, small: xr.Dataset, big: list[BigArray]) -> None:
+    """Write the layout: the small variables now (xarray), the big ones as empty zarr arrays."""
+    try:
+        small.to_zarr(str(path), mode="w", zarr_format=3, consolidated=False)
+        g = open_group(path)
+        for b in big:
+            g.create_array(b.name, shape=b.shape, chunks=(b.chunk, *b.shape[1:]), dtype=b.dtype,
+                           fill_value=b.fill, compressors=compressor(b.dtype), dimension_names=list(b.dims),
+                           attributes=b.attrs)
+        scenario = g.create_array("scenario", shape=(big[0].shape[0],), chunks=(big[0].shape[0],), dtype="int64",
+                                  fill_value=-1, compressors=compressor("int64"), dimension_names=["scenario"])
+        scenario[:] = np.arange(big[0].shape[0])
+    except PermissionError:
+        raise UserError(f"{path}: permission denied; choose a writable --out") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write the store ({exc.strerror}); check space and permissions") from None
+
+
+def open_store(path: str | Path) -> xr.Dataset:
+    """Open a store lazily (the plain xarray call downstream code uses)."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such store; run `rankstab run SPEC --out {path}` first")
+    if not is_store(path):
+        raise UserError(f"{path}: not a rankstab store (no spec_hash attribute)")
+    return xr.open_zarr(str(path), consolidated=False)
+
+
+def verify(path: str | Path) -> list[str]:
+    """Integrity problems of a store (empty list = fine)."""
+    from .dataset import data_hash
+    from .ranking import competition_rank
+
+    path = Path(path)
+    ds = open_store(path)
+    problems = []
+    done = ds["chunk_done"].values.astype(bool)
+    if not done.all():
+        problems.append(f"{int((~done).sum())} of {done.size} chunks are not complete (run with --resume)")
+    if not ds.attrs.get("complete"):
+        problems.append("the run was not finalised (attrs complete != 1)")
+    inputs = dataset_from_store(ds)
+    if data_hash(inputs) != ds.attrs.get("data_hash"):
+        problems.append("the stored input data do not match the recorded data hash")
+    import hashlib
+
+    if hashlib.sha256(ds.attrs.get("spec_toml", "").encode()).hexdigest() != ds.attrs.get("spec_hash"):
+        problems.append("the stored spec text does not match the recorded spec hash")
+    if "rank" in ds and "score" in ds and done.any():
+        chunk = int(ds.attrs["chunk"])
+        for k in np.flatnonzero(done):
+            sl = slice(k * chunk, (k + 1) * chunk)
+            s = ds["score"][sl].values
+            r = ds["rank"][sl].values
+            if not np.array_equal(competition_rank(s, axis=1), r):
+                problems.append(f"chunk {k}: ranks are not consistent with scores")
+                break
+    if "rank_count" in ds and ds.attrs.get("complete"):
+        count = ds["chunk_rank_count"].values.sum(axis=0)
+        if not np.array_equal(count, ds["rank_count"].values):
+            problems.append("rank_count does not equal the sum of the per-chunk counts")
+    return problems
+
+
+def verify_cli(args) -> int:
+    problems = verify(args.store)
+    if problems:
+        for p in problems:
+            print(f"rankstab verify: {args.store}: {p}")
+        return 1
+    print(f"{args.store}: OK")
+    return 0
+
+
+def dataset_from_store(store: xr.Dataset) -> xr.Dataset:
+    """The input dataset as it was loaded, rebuilt from a store (so any scenario can be recomputed)."""
+    names = ["value", "denominator_value"]
+    ds = store[[n for n in names if n in store]].drop_sel(field="overall")
+    keep = [c for c in ds.coords if ds[c].dims and ds[c].dims[0] in ("city", "field", "indicator", "group",
+                                                                      "denominator")]
+    ds = ds.reset_coords(drop=True).assign_coords({c: store[c].drop_sel(field="overall") if "field" in store[c].dims
+                                                   else store[c] for c in keep})
+    ds = ds.load()
+    ds["field_weight"] = ds["field_weight"].astype(float)
+    ds.attrs = json.loads(store.attrs["dataset_attrs"])
+    return ds

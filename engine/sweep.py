@@ -1,0 +1,439 @@
+"""Distributed sweeps: one Dask task per scenario chunk computes, writes its own region of the zarr store
+and returns a small mergeable summary (the rank histogram of its stability rows).
+
+Results do not depend on the number of workers, the chunk size or interruptions: every scenario is a
+pure function of its design row, which the client writes to the store before any task runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from . import __version__
+from .dataset import data_hash
+from .design import auto_chunk, block_labels, decode, design_rows, nominal_row, row_labels, weight_schemes
+from .errors import UserError
+from .kernel import Prepared, evaluate
+from .spec import Spec
+from .store import (
+    CHOICE_VARS,
+    BigArray,
+    create,
+    done_chunks,
+    finalise,
+    is_store,
+    lock,
+    open_group,
+    open_store,
+    read_attrs,
+    remove,
+    write_chunk,
+)
+
+RESULTS = Path("results")
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a task needs: the spec (with its dataset), the store path and the chunking."""
+
+    spec: Spec
+    path: str
+    chunk: int
+    n: int
+    nominal_rank: np.ndarray
+    key: str
+
+    def bounds(self, k: int) -> tuple[int, int]:
+        return k * self.chunk, min((k + 1) * self.chunk, self.n)
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.n // self.chunk)
+
+
+_CACHE: dict[str, tuple[Prepared, np.ndarray]] = {}
+
+
+def _prepared(job: Job) -> tuple[Prepared, np.ndarray]:
+    """Per-process cache of the prepared data and weight schemes (built once per worker)."""
+    if job.key not in _CACHE:
+        prep = Prepared(job.spec.ds)
+        schemes = weight_schemes(job.spec, prep.tree, prep.data(job.spec.nominal.prep))
+        _CACHE.clear()
+        _CACHE[job.key] = (prep, schemes)
+    return _CACHE[job.key]
+
+
+def compute_chunk(job: Job, k: int) -> tuple[int, np.ndarray]:
+    """Score, rank and write chunk ``k``; return its rank histogram (city, field, rank) over stability rows."""
+    a, b = job.bounds(k)
+    x = design_rows(job.spec, a, b)
+    block, sample = row_labels(job.spec, a, b)
+    prep, schemes = _prepared(job)
+    dec = decode(job.spec, prep.tree, x, schemes)
+    scores, ranks = evaluate(prep, dec.batch)
+    rbar = np.abs(ranks - job.nominal_rank[None]).mean(axis=1, dtype=np.float64).astype(np.float32)
+    arrays = {"rbar": rbar, "weight": dec.batch.weights, "design": x, "block": block, "sample": sample}
+    arrays.update({name: dec.choices[name] for name in varied_choices(job.spec)})
+    mode = job.spec.store
+    if mode == "full":
+        arrays["score"] = scores
+    if mode in ("full", "ranks"):
+        arrays["rank"] = ranks
+    hist = rank_histogram(ranks[stability_rows(job.spec, a, b)])
+    write_chunk(job.path, a, b, k, arrays, hist)
+    return k, hist
+
+
+def stability_rows(spec: Spec, a: int, b: int) -> np.ndarray:
+    """Rows of [a, b) used for rank statistics: all (Monte Carlo) or the A and B rows (Sobol)."""
+    rows = np.arange(a, b)
+    if spec.design.kind != "sobol":
+        return rows - a
+    pos = rows % spec.block_size
+    return np.flatnonzero((pos == 0) | (pos == spec.block_size - 1))
+
+
+def rank_histogram(ranks: np.ndarray) -> np.ndarray:
+    """Counts (city, field, rank 1..C) of int16 ranks (scenario, city, field); rank 0 (NaN) is dropped."""
+    _, n_c, n_f = ranks.shape
+    cell = (np.arange(n_c)[:, None] * n_f + np.arange(n_f)[None, :]) * (n_c + 1)
+    idx = (cell[None] + ranks.astype(np.int64)).ravel()
+    counts = np.bincount(idx, minlength=n_c * n_f * (n_c + 1)).reshape(n_c, n_f, n_c + 1)
+    return counts[:, :, 1:].astype(np.int32)
+
+
+# ------------------------------------------------------------------------------------------ the store
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"rankstab": __version__, "python": sys.version.split()[0]}
+    for pkg in ("numpy", "xarray", "zarr", "dask", "distributed", "SALib", "numba", "scipy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:  # pragma: no cover
+            out[pkg] = "unknown"
+    return out
+
+
+def nominal(spec: Spec, prep: Prepared, schemes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nominal scores and ranks (city, field) computed through the same decode path as every scenario."""
+    dec = decode(spec, prep.tree, nominal_row(spec)[None], schemes)
+    s, r = evaluate(prep, dec.batch)
+    return s[0], r[0]
+
+
+def build_layout(spec: Spec, chunk: int, nominal_score: np.ndarray, nominal_rank: np.ndarray,
+                 prep: Prepared) -> tuple[xr.Dataset, list[BigArray]]:
+    """The store layout: small variables (coordinates, inputs, nominal) as an eager Dataset, and the
+    per-scenario arrays as empty zarr arrays that the tasks fill chunk by chunk."""
+    ds, tree = spec.ds, prep.tree
+    n, n_c = spec.n_scenarios, ds.sizes["city"]
+    fields = [*map(str, ds["field"].values), "overall"]
+    n_f = len(fields)
+    n_chunks = -(-n // chunk)
+    sc = ("scenario",)
+    big = [
+        BigArray("score", (*sc, "city", "field"), (n, n_c, n_f), "float32", np.nan, chunk,
+                 {"long_name": "composite score", "description": "score of each city in each field and overall"}),
+        BigArray("rank", (*sc, "city", "field"), (n, n_c, n_f), "int16", 0, chunk,
+                 {"long_name": "rank", "description": "1 = best; ties share the lowest rank (competition); 0 = no score"}),
+        BigArray("rbar", (*sc, "field"), (n, n_f), "float32", np.nan, chunk,
+                 {"long_name": "mean absolute rank shift from nominal over cities"}),
+        BigArray("weight", (*sc, "node"), (n, len(tree.nodes)), "float64", np.nan, chunk,
+                 {"long_name": "weight renormalised within its parent"}),
+        BigArray("design", (*sc, "factor"), (n, len(spec.factors)), "float64", np.nan, chunk,
+                 {"long_name": "unit-hypercube design row"}),
+        BigArray("block", sc, (n,), f"<U{max(2, *map(len, block_labels(spec.groups, True)))}", "", chunk,
+                 {"long_name": "Saltelli block of the row (A, B, AB_<factor>, BA_<factor>; MC for Monte Carlo)"}),
+        BigArray("sample", sc, (n,), "int64", -1, chunk, {"long_name": "base-sample index"}),
+        BigArray("chunk_done", ("chunk",), (n_chunks,), "int8", 0, 1, {"long_name": "chunk completion record"}),
+        BigArray("chunk_rank_count", ("chunk", "city", "field", "rank_value"), (n_chunks, n_c, n_f, n_c), "int32", 0,
+                 1, {"long_name": "rank histogram of each chunk's stability rows"}),
+    ]
+    if spec.store != "full":
+        big = [b for b in big if b.name != "score"]
+    if spec.store == "summary":
+        big = [b for b in big if b.name != "rank"]
+    varied = varied_choices(spec)
+    constant = decode(spec, tree, nominal_row(spec)[None], weight_schemes(spec, tree)).choices
+    for name in CHOICE_VARS:
+        width = choice_width(spec, name)
+        fill = "" if name in varied else str(constant[name][0])  # constant when not varied: the fill value
+        big.append(BigArray(name, sc, (n,), f"<U{width}", fill, chunk, {"long_name": f"{name} of the scenario"}))
+
+    tpl = xr.Dataset({
+        "nominal_score": (("city", "field"), nominal_score),
+        "nominal_rank": (("city", "field"), nominal_rank),
+        "value": ds["value"].reindex(field=fields).reset_coords(drop=True),
+        "rank_count": (("city", "field", "rank_value"), np.zeros((n_c, n_f, n_c), dtype=np.int64)),
+    })
+    if "denominator_value" in ds:
+        tpl["denominator_value"] = ds["denominator_value"].reset_coords(drop=True)
+    coords = {c: ds[c] for c in ds.coords if ds[c].dims and ds[c].dims[0] in ("city", "indicator", "group",
+                                                                                "denominator")}
+    units = [*map(str, ds["group"].values), "", "overall"]
+    f_ = spec.factors
+    coords.update({
+        "field": fields, "field_name": ("field", [*map(str, ds["field_name"].values), "Overall composite"]),
+        "field_weight": ("field", [*map(float, ds["field_weight"].values), np.nan]),
+        "node": tree.nodes, "node_level": ("node", tree.node_level()),
+        "node_parent": ("node", [units[p] for p in tree.parent]), "node_nominal_weight": ("node", tree.nominal),
+        "factor": [f.name for f in f_], "factor_kind": ("factor", [f.kind for f in f_]),
+        "factor_group": ("factor", [f.group for f in f_]), "factor_node": ("factor", [f.node for f in f_]),
+        "factor_range": ("factor", [f.p for f in f_]), "factor_choices": ("factor", ["|".join(f.choices) for f in f_]),
+        "factor_nominal": ("factor", [f.nominal for f in f_]),
+        "chunk": np.arange(n_chunks), "rank_value": np.arange(1, n_c + 1, dtype=np.int16),
+    })
+    tpl = tpl.assign_coords(coords)
+    d = spec.design
+    tpl.attrs.update(
+        spec_toml=spec.text, spec_hash=spec.hash, spec_name=spec.name, spec_source=spec.source,
+        design_kind=d.kind, design_n=d.n, second_order=int(d.second_order), seed=d.seed, sampler=d.sampler,
+        n_scenarios=n, chunk=chunk, n_chunks=n_chunks, store_mode=spec.store, block_size=spec.block_size,
+        factor_groups=json.dumps(spec.groups), num_resamples=d.num_resamples, conf_level=d.conf_level,
+        dataset=spec.dataset_ref, data_hash=data_hash(ds), synthetic=int(ds.attrs.get("synthetic", 0)),
+        dataset_attrs=json.dumps({k: (int(v) if isinstance(v, bool | np.integer) else v)
+                                  for k, v in ds.attrs.items()}),
+        versions=json.dumps(_versions()), rankstab_version=__version__,
+        created=datetime.now(UTC).isoformat(timespec="seconds"), complete=0,
+    )
+    return tpl, big
+
+
+# ---------------------------------------------------------------------------------------------- run
+
+
+def varied_choices(spec: Spec) -> list[str]:
+    """The choice variables some factor varies (the others are constant and written at creation)."""
+    kinds = {f.kind for f in spec.factors}
+    return [name for name in CHOICE_VARS if ("exclude" if name == "excluded" else name) in kinds]
+
+
+def choice_width(spec: Spec, name: str) -> int:
+    """String width of a choice variable: its longest possible value."""
+    kind = "exclude" if name == "excluded" else name
+    values = [str(v) for f in spec.factors if f.kind == kind for v in f.choices]
+    nominal = {"exclude": spec.nominal.exclude, "weight_scheme": spec.nominal.weight_scheme,
+               "aggregation": spec.nominal.aggregation.name}
+    values.append(str(nominal.get(kind, getattr(spec.nominal, kind, ""))))
+    return max(1, *map(len, values))
+
+
+def default_out(spec: Spec) -> Path:
+    return RESULTS / f"{spec.name}.zarr"
+
+
+def _check_out(path: Path, spec: Spec, resume: bool, overwrite: bool) -> bool:
+    """Decide whether to create a new store (True) or resume (False); refuse conflicts clearly."""
+    parent = path.expanduser().resolve().parent
+    if not parent.is_dir():
+        if parent.parent.is_dir() and parent.name == RESULTS.name:
+            parent.mkdir()
+        else:
+            raise UserError(f"{path}: the folder {parent} does not exist; create it or choose another --out")
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"{path}: the folder {parent} is not writable; choose another --out")
+    if not path.exists():
+        if resume:
+            raise UserError(f"{path}: nothing to resume (no such store); run without --resume")
+        return True
+    if overwrite:
+        if path.exists() and not is_store(path) and any(path.iterdir()):
+            raise UserError(f"{path} exists and is not a rankstab store; refusing to overwrite it; choose another --out")
+        return True
+    attrs = read_attrs(path)
+    if not attrs.get("spec_hash"):
+        raise UserError(f"{path} exists and is not a rankstab store; choose another --out")
+    if not resume:
+        state = "complete" if attrs.get("complete") else "incomplete"
+        raise UserError(f"{path} already exists ({state}); use --resume to finish it or --overwrite to replace it")
+    if attrs["spec_hash"] != spec.hash:
+        raise UserError(f"{path} was made from a different spec ({attrs.get('spec_source', '?')}); --resume needs the "
+                        f"same spec: use that spec, --overwrite, or another --out")
+    if attrs.get("data_hash") != data_hash(spec.ds):
+        raise UserError(f"{path} was made from different input data; --resume needs the same data: "
+                        f"use --overwrite or another --out")
+    return False
+
+
+def run(spec: Spec | str | Path, out: str | Path | None = None, client=None, *, resume: bool = False,
+        overwrite: bool = False, cluster: str = "local", scheduler: str | None = None,
+        scheduler_file: str | None = None, workers: int | None = None, synchronous: bool = False,
+        progress: str | None = None, max_chunks: int | None = None) -> xr.Dataset:
+    """Run a spec's sweep into a zarr store and return it opened lazily.
+
+    ``client``: a ``distributed.Client`` to use; otherwise one is made from ``cluster``/``scheduler``/
+    ``scheduler_file``/``workers`` (an embedded LocalCluster by default), or none with ``synchronous``.
+    ``progress``: "bar", "quiet" (a line every few seconds) or None. ``max_chunks`` stops after that many
+    chunks (the store stays incomplete and resumable; used to test interruption).
+    """
+    if not isinstance(spec, Spec):
+        spec = Spec.from_toml(spec)
+    path = Path(out) if out else default_out(spec)
+    fresh = _check_out(path, spec, resume, overwrite)
+    with lock(path):
+        if fresh:
+            if overwrite:
+                for child in path.iterdir():
+                    if child.name != ".rankstab.lock":
+                        remove(child) if child.is_dir() else child.unlink()
+            job = _create(spec, path)
+        else:
+            job = _job_from_store(spec, path)
+        todo = [int(k) for k in np.flatnonzero(~done_chunks(path))]
+        if max_chunks is not None:
+            todo = todo[:max_chunks]
+        counts = _execute(job, todo, client, cluster, scheduler, scheduler_file, workers, synchronous, progress)
+        if max_chunks is None or bool(done_chunks(path).all()):
+            total = _merge(job, counts)
+            finalise(path, total, {})
+    return open_store(path)
+
+
+def _create(spec: Spec, path: Path) -> Job:
+    prep = Prepared(spec.ds)
+    schemes = weight_schemes(spec, prep.tree, prep.data(spec.nominal.prep))
+    n_s, n_r = nominal(spec, prep, schemes)
+    chunk = auto_chunk(spec, spec.ds.sizes["city"], spec.ds.sizes["field"])
+    create(path, *build_layout(spec, chunk, n_s, n_r, prep))
+    return Job(spec, str(path), chunk, spec.n_scenarios, n_r, spec.hash)
+
+
+def _job_from_store(spec: Spec, path: Path) -> Job:
+    g = open_group(path, mode="r")
+    attrs = g.attrs
+    return Job(spec, str(path), int(attrs["chunk"]), int(attrs["n_scenarios"]), g["nominal_rank"][...], spec.hash)
+
+
+def _merge(job: Job, counts: dict[int, np.ndarray]) -> np.ndarray:
+    g = open_group(job.path, mode="r")
+    total = None
+    for k in range(job.n_chunks):
+        c = counts[k] if k in counts else g["chunk_rank_count"][k]
+        total = c.astype(np.int64) if total is None else total + c
+    return total
+
+
+def _execute(job: Job, todo: list[int], client, cluster, scheduler, scheduler_file, workers, synchronous,
+             progress) -> dict[int, np.ndarray]:
+    bar = Progress(job, todo, progress)
+    results: dict[int, np.ndarray] = {}
+    if synchronous or not todo:
+        for k in todo:
+            _, results[k] = compute_chunk(job, k)
+            bar.update(k)
+        bar.close()
+        return results
+    if client is not None:
+        return _on_client(client, job, todo, bar)
+    from .cluster import connect
+
+    with connect(cluster, scheduler=scheduler, scheduler_file=scheduler_file, workers=workers) as c:
+        return _on_client(c, job, todo, bar)
+
+
+def _on_client(client, job: Job, todo: list[int], bar: Progress) -> dict[int, np.ndarray]:
+    from distributed import as_completed
+
+    fut_job = client.scatter(job, broadcast=True, hash=False)
+    futures = client.map(compute_chunk, [fut_job] * len(todo), todo, key=[f"chunk-{job.key[:8]}-{k}" for k in todo],
+                         retries=2, pure=False)
+    results = {}
+    try:
+        for fut in as_completed(futures):
+            k, hist = fut.result()
+            results[k] = hist
+            bar.update(k)
+    except Exception as exc:
+        done = int(done_chunks(Path(job.path)).sum())
+        if isinstance(exc, OSError) or "No space" in str(exc):
+            raise UserError(f"{job.path}: a write failed ({exc}); free space, then rerun with --resume "
+                            f"({done} of {job.n_chunks} chunks are safely stored)") from None
+        if type(exc).__name__ in ("CommClosedError", "TimeoutError", "CancelledError", "FutureCancelledError"):
+            raise UserError(f"lost the Dask scheduler ({type(exc).__name__}); {done} of {job.n_chunks} chunks are "
+                            f"safely stored: rerun with --resume") from None
+        raise
+    finally:
+        bar.close()
+    return results
+
+
+class Progress:
+    """Scenarios done / total, rate and ETA: a bar on a terminal, a line every few seconds with quiet."""
+
+    def __init__(self, job: Job, todo: list[int], mode: str | None) -> None:
+        self.job, self.mode = job, mode
+        self.total = job.n
+        self.done = job.n - sum(job.bounds(k)[1] - job.bounds(k)[0] for k in todo)
+        self.start_done = self.done
+        self.t0 = self.last = time.perf_counter()
+
+    def update(self, k: int) -> None:
+        a, b = self.job.bounds(k)
+        self.done += b - a
+        now = time.perf_counter()
+        if self.mode == "bar" or (self.mode == "quiet" and now - self.last >= 5.0):
+            self.last = now
+            self._print(now)
+
+    def _print(self, now: float, end: str = "") -> None:
+        el = max(now - self.t0, 1e-9)
+        rate = (self.done - self.start_done) / el
+        eta = (self.total - self.done) / rate if rate > 0 else float("inf")
+        frac = self.done / self.total
+        msg = (f"{self.done:,}/{self.total:,} scenarios ({frac:6.1%}) {rate:,.0f}/s "
+               f"elapsed {el:5.1f}s ETA {eta:5.1f}s")
+        if self.mode == "bar":
+            width = 28
+            fill = int(frac * width)
+            sys.stderr.write("\r[" + "#" * fill + "." * (width - fill) + "] " + msg + end)
+        else:
+            sys.stderr.write(msg + "\n")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.mode == "bar":
+            self._print(time.perf_counter(), end="\n")
+        elif self.mode == "quiet":
+            self._print(time.perf_counter())
+
+
+def run_cli(args) -> int:
+    spec = Spec.from_toml(args.spec)
+    mode = "quiet" if args.quiet or not sys.stderr.isatty() else "bar"
+    t0 = time.perf_counter()
+    store = run(spec, args.out, resume=args.resume, overwrite=args.overwrite, cluster=args.cluster,
+                scheduler=args.scheduler, scheduler_file=args.scheduler_file, workers=args.workers,
+                synchronous=args.synchronous, progress=mode)
+    path = Path(args.out) if args.out else default_out(spec)
+    el = time.perf_counter() - t0
+    n = store.attrs["n_scenarios"]
+    print(f"wrote {path} ({n:,} scenarios, {el:.1f} s, {n / el:,.0f} scenarios/s)")
+    if not args.no_analyze:
+        try:
+            from .analysis import analyze, summary_table
+        except ImportError:  # analysis not available in this build
+            return 0
+        result = analyze(path)
+        print(summary_table(result, store))
+        if not args.no_report:
+            try:
+                from .report import report
+            except ImportError:
+                return 0
+            html = report(path)
+            print(f"report: {html}")
+    return 0
