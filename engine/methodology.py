@@ -318,13 +318,13 @@ def normalise(x: np.ndarray, opt: Option) -> np.ndarray:
         if name == "minmax":
             lo, hi = np.nanmin(x, axis=0), np.nanmax(x, axis=0)
             span = hi - lo
-            u = np.where(span > 0, (x - lo) / np.where(span > 0, span, 1.0), 0.5)
-            return p[0] + u * (p[1] - p[0])
+            u = np.where(span > 0, (x - lo) / np.where(span > 0, span, 1.0), 0.5)  # constant -> midpoint
+            return np.where(np.isnan(x), np.nan, p[0] + u * (p[1] - p[0]))
         if name == "zscore":
             mean = np.nanmean(x, axis=0)
             sd = np.nanstd(x, axis=0, ddof=1)
-            z = np.where(sd > 0, (x - mean) / np.where(sd > 0, sd, 1.0), 0.0)
-            return p[0] + z * p[1]
+            z = np.where(sd > 0, (x - mean) / np.where(sd > 0, sd, 1.0), 0.0)  # constant -> the mean
+            return np.where(np.isnan(x), np.nan, p[0] + z * p[1])
         if name == "rank":
             return _percentile_rank(x)
         if name == "distance_to_leader":

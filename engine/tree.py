@@ -64,14 +64,17 @@ class Tree:
         return cls(ind + grp + fld, kind, parent, nominal, len(ind), n_grp, len(fld), steps)
 
     def renormalise(self, w: np.ndarray) -> np.ndarray:
-        """Divide weights (scenario, node) by their sum within each parent (zero-sum parents stay zero).
+        """Divide weights (scenario, node) by their sum within each parent, bottom-up; a group whose
+        children all have zero weight (e.g. its only indicator excluded) gets zero weight itself.
         Row by row in a fixed order, so a scenario's weights never depend on the rest of its batch."""
-        out = np.zeros_like(w, dtype=np.float64)
-        for unit in np.unique(self.parent):
-            cols = np.flatnonzero(self.parent == unit)
-            block = w[:, cols]
+        out = np.array(w, dtype=np.float64, copy=True)
+        units = [*self.steps, (self.overall, np.flatnonzero(self.parent == self.overall))]
+        for unit, cols in units:
+            block = out[:, cols]
             total = block.sum(axis=1, keepdims=True)
-            out[:, cols] = np.divide(block, total, out=np.zeros_like(block, dtype=np.float64), where=total > 0)
+            out[:, cols] = np.divide(block, total, out=np.zeros_like(block), where=total > 0)
+            if unit < self.n_grp:
+                out[:, self.n_ind + unit] *= total[:, 0] > 0
         return out
 
     def effective(self, w: np.ndarray) -> np.ndarray:
