@@ -121,12 +121,14 @@ class Spec:
         return cls.from_text(text, source=str(path), base=path.parent)
 
     @classmethod
-    def from_text(cls, text: str, source: str = "<spec>", base: Path | None = None) -> Spec:
+    def from_text(cls, text: str, source: str = "<spec>", base: Path | None = None,
+                  ds: xr.Dataset | None = None) -> Spec:
+        """Parse and validate spec text; ``ds`` replaces loading its [dataset] (e.g. the copy in a store)."""
         try:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise UserError(f"{source}: malformed TOML ({exc}); fix the syntax there") from None
-        return _build(raw, text, source, base or Path("."))
+        return _build(raw, text, source, base or Path("."), ds)
 
 
 def resolve_spec_path(path: str | Path) -> Path:
@@ -159,9 +161,12 @@ def _as_tuple(t) -> tuple:
     return t if isinstance(t, tuple) else (t,)
 
 
-def _build(raw: dict, text: str, source: str, base: Path) -> Spec:
+def _build(raw: dict, text: str, source: str, base: Path, ds: xr.Dataset | None = None) -> Spec:
     _keys(raw, TOP_KEYS, source)
-    ds, ref = _dataset(raw.get("dataset"), source, base)
+    if ds is None:
+        ds, ref = _dataset(raw.get("dataset"), source, base)
+    else:
+        ref = str(ds.attrs.get("name", "dataset"))
     nominal_table = _typed(raw.get("nominal", {}), dict, f"{source}: [nominal]", "a table")
     nominal = nominal_methodology(ds, nominal_table)
     weight_sets = _weight_sets(raw.get("weight_sets", {}), ds, source)

@@ -240,11 +240,15 @@ def dataset_from_store(store: xr.Dataset) -> xr.Dataset:
     """The input dataset as it was loaded, rebuilt from a store (so any scenario can be recomputed)."""
     names = ["value", "denominator_value"]
     ds = store[[n for n in names if n in store]].drop_sel(field="overall")
-    keep = [c for c in ds.coords if ds[c].dims and ds[c].dims[0] in ("city", "field", "indicator", "group",
-                                                                      "denominator")]
+    keep = [c for c in store.coords if store[c].dims and store[c].dims[0] in ("city", "field", "indicator",
+                                                                              "group", "denominator")]
     ds = ds.reset_coords(drop=True).assign_coords({c: store[c].drop_sel(field="overall") if "field" in store[c].dims
                                                    else store[c] for c in keep})
     ds = ds.load()
+    if "group" not in ds.coords:  # a zero-length dimension does not survive the round trip
+        empty = np.array([], dtype=str)
+        ds = ds.assign_coords(group=empty, group_name=("group", empty), group_parent=("group", empty),
+                              group_weight=("group", np.array([], dtype=float)))
     ds["field_weight"] = ds["field_weight"].astype(float)
     ds.attrs = json.loads(store.attrs["dataset_attrs"])
     return ds

@@ -28,6 +28,7 @@ from .store import (
     CHOICE_VARS,
     BigArray,
     create,
+    dataset_from_store,
     done_chunks,
     finalise,
     is_store,
@@ -44,13 +45,14 @@ RESULTS = Path("results")
 
 @dataclass(frozen=True)
 class Job:
-    """What a task needs: the spec (with its dataset), the store path and the chunking."""
+    """What a task needs: the store path, the spec text and the chunking. Workers rebuild the spec and
+    its dataset from the store itself (cached per process), so tasks stay tiny and no worker holds
+    state the run cannot lose."""
 
-    spec: Spec
     path: str
+    spec_text: str
     chunk: int
     n: int
-    nominal_rank: np.ndarray
     key: str
 
     def bounds(self, k: int) -> tuple[int, int]:
@@ -61,36 +63,49 @@ class Job:
         return -(-self.n // self.chunk)
 
 
-_CACHE: dict[str, tuple[Prepared, np.ndarray]] = {}
+@dataclass
+class _Worker:
+    spec: Spec
+    prep: Prepared
+    schemes: np.ndarray
+    nominal_rank: np.ndarray
 
 
-def _prepared(job: Job) -> tuple[Prepared, np.ndarray]:
-    """Per-process cache of the prepared data and weight schemes (built once per worker)."""
-    if job.key not in _CACHE:
-        prep = Prepared(job.spec.ds)
-        schemes = weight_schemes(job.spec, prep.tree, prep.data(job.spec.nominal.prep))
+_CACHE: dict[tuple[str, str], _Worker] = {}
+
+
+def _state(job: Job) -> _Worker:
+    """Per-process cache of the spec, prepared data and weight schemes, rebuilt from the store."""
+    key = (job.path, job.key)
+    if key not in _CACHE:
+        store = xr.open_zarr(job.path, consolidated=False)
+        ds = dataset_from_store(store)
+        spec = Spec.from_text(job.spec_text, source=store.attrs.get("spec_source", "<store>"), ds=ds)
+        prep = Prepared(spec.ds)
+        schemes = weight_schemes(spec, prep.tree, prep.data(spec.nominal.prep))
         _CACHE.clear()
-        _CACHE[job.key] = (prep, schemes)
-    return _CACHE[job.key]
+        _CACHE[key] = _Worker(spec, prep, schemes, store["nominal_rank"].values)
+    return _CACHE[key]
 
 
 def compute_chunk(job: Job, k: int) -> tuple[int, np.ndarray]:
     """Score, rank and write chunk ``k``; return its rank histogram (city, field, rank) over stability rows."""
     a, b = job.bounds(k)
-    x = design_rows(job.spec, a, b)
-    block, sample = row_labels(job.spec, a, b)
-    prep, schemes = _prepared(job)
-    dec = decode(job.spec, prep.tree, x, schemes)
-    scores, ranks = evaluate(prep, dec.batch)
-    rbar = np.abs(ranks - job.nominal_rank[None]).mean(axis=1, dtype=np.float64).astype(np.float32)
+    w = _state(job)
+    spec = w.spec
+    x = design_rows(spec, a, b)
+    block, sample = row_labels(spec, a, b)
+    dec = decode(spec, w.prep.tree, x, w.schemes)
+    scores, ranks = evaluate(w.prep, dec.batch)
+    rbar = np.abs(ranks - w.nominal_rank[None]).mean(axis=1, dtype=np.float64).astype(np.float32)
     arrays = {"rbar": rbar, "weight": dec.batch.weights, "design": x, "block": block, "sample": sample}
-    arrays.update({name: dec.choices[name] for name in varied_choices(job.spec)})
-    mode = job.spec.store
+    arrays.update({name: dec.choices[name] for name in varied_choices(spec)})
+    mode = spec.store
     if mode == "full":
         arrays["score"] = scores
     if mode in ("full", "ranks"):
         arrays["rank"] = ranks
-    hist = rank_histogram(ranks[stability_rows(job.spec, a, b)])
+    hist = rank_histogram(ranks[stability_rows(spec, a, b)])
     write_chunk(job.path, a, b, k, arrays, hist)
     return k, hist
 
@@ -294,6 +309,8 @@ def run(spec: Spec | str | Path, out: str | Path | None = None, client=None, *, 
         else:
             job = _job_from_store(spec, path)
         todo = [int(k) for k in np.flatnonzero(~done_chunks(path))]
+        if not fresh and progress:
+            print(f"resuming {path}: {len(todo)} of {job.n_chunks} chunks to compute", file=sys.stderr)
         if max_chunks is not None:
             todo = todo[:max_chunks]
         counts = _execute(job, todo, client, cluster, scheduler, scheduler_file, workers, synchronous, progress)
@@ -309,13 +326,12 @@ def _create(spec: Spec, path: Path) -> Job:
     n_s, n_r = nominal(spec, prep, schemes)
     chunk = auto_chunk(spec, spec.ds.sizes["city"], spec.ds.sizes["field"])
     create(path, *build_layout(spec, chunk, n_s, n_r, prep))
-    return Job(spec, str(path), chunk, spec.n_scenarios, n_r, spec.hash)
+    return Job(str(path), spec.text, chunk, spec.n_scenarios, spec.hash)
 
 
 def _job_from_store(spec: Spec, path: Path) -> Job:
-    g = open_group(path, mode="r")
-    attrs = g.attrs
-    return Job(spec, str(path), int(attrs["chunk"]), int(attrs["n_scenarios"]), g["nominal_rank"][...], spec.hash)
+    attrs = read_attrs(path)
+    return Job(str(path), spec.text, int(attrs["chunk"]), int(attrs["n_scenarios"]), spec.hash)
 
 
 def _merge(job: Job, counts: dict[int, np.ndarray]) -> np.ndarray:
@@ -348,8 +364,7 @@ def _execute(job: Job, todo: list[int], client, cluster, scheduler, scheduler_fi
 def _on_client(client, job: Job, todo: list[int], bar: Progress) -> dict[int, np.ndarray]:
     from distributed import as_completed
 
-    fut_job = client.scatter(job, broadcast=True, hash=False)
-    futures = client.map(compute_chunk, [fut_job] * len(todo), todo, key=[f"chunk-{job.key[:8]}-{k}" for k in todo],
+    futures = client.map(compute_chunk, [job] * len(todo), todo, key=[f"chunk-{job.key[:8]}-{k}" for k in todo],
                          retries=2, pure=False)
     results = {}
     try:
