@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("analyze", help="rank stability and Sobol indices of a run, written to its store")
-    s.add_argument("store", help="a run's zarr store")
+    s.add_argument("store", nargs="?", help="a run's zarr store")
     s.add_argument("--partial", action="store_true", help="analyse the completed Monte Carlo part of an "
                    "incomplete store")
     s.add_argument("--remove-one", dest="remove_one", metavar="DATASET_OR_SPEC",

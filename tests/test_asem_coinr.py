@@ -39,7 +39,7 @@ def _check(settings, ref_kwargs, inputs):
 
 def _score64(settings):
     """The float64 overall composite for one methodology, before the float32 cast of the store."""
-    from engine.kernel import Prepared, _scores
+    from engine.kernel import Prepared
     from engine.methodology import nominal_methodology
     from engine.score import methodology_batch
 

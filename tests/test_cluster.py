@@ -85,7 +85,7 @@ def scheduler(tmp_path_factory):
     sched_file = tmp_path_factory.mktemp("sched") / "scheduler.json"
     quiet = {**os.environ, "DASK_LOGGING__DISTRIBUTED": "warning"}
     sched = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                              "--port", "0", "--no-dashboard", "--scheduler-file", str(sched_file)],
+                              "--port", "0", "--no-dashboard", "--dashboard-address", ":0", "--scheduler-file", str(sched_file)],
                              env=quiet, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     procs = [sched]
     try:
@@ -230,7 +230,8 @@ def test_missing_cluster_file_and_unknown_name(tmp_path):
 def test_scheduler_without_workers_times_out_clearly(tmp_path):
     sched_file = tmp_path / "lonely.json"
     sched = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                              "--port", "0", "--no-dashboard", "--scheduler-file", str(sched_file)],
+                              "--port", "0", "--no-dashboard", "--dashboard-address", ":0", "--scheduler-file", str(sched_file)],
+                             env={**os.environ, "DASK_LOGGING__DISTRIBUTED": "warning"},
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         address = _wait_file(sched_file, sched)["address"]

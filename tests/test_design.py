@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 from SALib.sample import sobol as salib_sobol
 
-from engine.design import decode, design_matrix, design_rows, nominal_row, row_labels, saltelli, weight_schemes
+from engine.design import (
+    decode,
+    design_matrix,
+    design_rows,
+    nominal_row,
+    row_labels,
+    saltelli,
+    weight_schemes,
+)
 from engine.kernel import Prepared
 from engine.spec import Spec
 
