@@ -79,13 +79,12 @@ def _fill_terms(Y, lo, i0, mu, inv_sd, D, step, second_order, z, buf, part):  # 
     B*(AB_d-A) (D), (A-AB_d)² (D), [BA_j*AB_k - A*B for j < k]. part (c, T) is float64.
     """
     c, T, nb = buf.shape
-    nsub = min(nb, 64)
-    for s in numba.prange(nsub):
-        for i in range(s * nb // nsub, (s + 1) * nb // nsub):
-            r = (i0 + i) * step
-            for rt in range(step):
-                for m in range(c):
-                    z[m, rt, i] = (Y[r + rt, lo + m] - mu[m]) * inv_sd[m]
+    for i8 in numba.prange((nb + 7) // 8):  # 8 x 8 tiles: whole cache lines in and out
+        for rt in range(step):
+            for m0 in range(0, c, 8):
+                for m in range(m0, min(c, m0 + 8)):
+                    for i in range(8 * i8, min(nb, 8 * i8 + 8)):
+                        z[m, rt, i] = (Y[(i0 + i) * step + rt, lo + m] - mu[m]) * inv_sd[m]
     for m in numba.prange(c):
         zm, o, acc = z[m], buf[m], part[m]
         a, b = zm[0], zm[step - 1]
