@@ -49,6 +49,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import time
 import weakref
 from collections.abc import Iterator, Mapping
@@ -477,6 +478,11 @@ def _scale(cluster, cfg: dict) -> None:
     if cfg["kind"] == "local":
         _plans[cluster] = None
         return
+    submit = str(getattr(cluster.job_cls, "submit_command", "") or "").split()
+    if submit and shutil.which(submit[0]) is None:
+        raise UserError(f'{cfg["source"]}: `{submit[0]}` is not available here, so no {cfg["kind"]} job can be '
+                        "submitted; run rankstab on a login node of the cluster, or use the batch template "
+                        f"cluster/{'slurm-sweep.sbatch' if cfg['kind'] == 'slurm' else 'pbs-sweep.pbs'}")
     adapt, workers = cfg.get("adapt"), cfg.get("workers")
     lifetime = _flag(list(cfg["options"].get("worker_extra_args") or []), "--lifetime")
     if adapt:

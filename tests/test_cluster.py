@@ -180,10 +180,33 @@ def test_jobqueue_files_build_job_scripts_without_submitting(name, marker):
         cluster.close()
 
 
-def test_local_yaml_gives_a_working_cluster():
+def test_jobqueue_without_the_batch_system_is_a_user_error(tmp_path):
+    pytest.importorskip("dask_jobqueue")
+    import shutil
+
+    if shutil.which("sbatch"):
+        pytest.skip("sbatch exists here: connecting would submit real jobs")
+    with pytest.raises(UserError, match=r"`sbatch` is not available here.*cluster/slurm-sweep.sbatch"), \
+            connect(str(CLUSTER_DIR / "slurm.yaml")):
+        pass
+
+
+def test_local_yaml_gives_a_working_cluster(monkeypatch):
+    assert load_config(CLUSTER_DIR / "local.yaml")["kind"] == "local"
+    # a value the user exported deliberately wins, as it does for `dask worker`
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "262144")
     with connect(str(CLUSTER_DIR / "local.yaml"), workers=1) as client:
         assert client.submit(operator.add, 2, 2).result() == 4
-        assert set(_env_of_workers(client).values()) == {OURS}
+        assert set(_env_of_workers(client).values()) == {"262144"}
+
+
+@pytest.mark.parametrize("name", ["slurm-sweep.sbatch", "pbs-sweep.pbs"])
+def test_batch_templates_are_valid_bash(name):
+    text = (CLUSTER_DIR / name).read_text()
+    subprocess.run(["bash", "-n", str(CLUSTER_DIR / name)], check=True)
+    assert '--scheduler-file "$SCHED"' in text and "--resume" in text and "--quiet" in text
+    assert "MALLOC_TRIM_THRESHOLD_=134217728" in text and "MALLOC_MMAP_THRESHOLD_=33554432" in text
+    assert str(WORKER_ENV["MALLOC_TRIM_THRESHOLD_"]) == "134217728"
 
 
 def _write(tmp_path: Path, text: str) -> str:
