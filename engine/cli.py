@@ -7,6 +7,7 @@ traceback).
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -161,6 +162,8 @@ def cmd_verify(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if not args.debug:  # Dask's own error logs (with tracebacks) would bury our one-line messages
+        logging.disable(logging.ERROR)
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

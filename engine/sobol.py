@@ -82,6 +82,8 @@ def _fill_terms(Y, lo, i0, mu, inv_sd, D, step, second_order, z, buf, part):  # 
     c, T, nb = buf.shape
     for i8 in numba.prange((nb + 7) // 8):  # 8 x 8 tiles: whole cache lines in and out
         for rt in range(step):
+            if not second_order and D < rt < step - 1:
+                continue  # BA rows are unused
             for m0 in range(0, c, 8):
                 for m in range(m0, min(c, m0 + 8)):
                     for i in range(8 * i8, min(nb, 8 * i8 + 8)):
@@ -150,7 +152,7 @@ def sobol_indices(Y: np.ndarray, D: int, *, second_order: bool = False, num_resa
     Y: (N*(2D+2) or N*(D+2), M) outputs in SALib row order, any real dtype (a 1-D Y is one output).
     Returns S1, ST, S1_conf, ST_conf (D, M); S2, S2_conf (D, D, M) when ``second_order``
     (upper triangle, NaN on and below the diagonal as SALib); 'constant' (M,) bool: outputs whose
-    A and B rows have zero variance, for which every index and conf is 0 (SALib: NaN or warnings);
+    A and B rows have zero variance, for which every index and conf is 0 (SALib gives 0 too, with warnings);
     with ``keep_resamples`` also S1_conf_all, ST_conf_all (R, D, M).
     ``design_second_order`` (default ``second_order``) says how Y was sampled: S1/ST alone can be
     computed from a second-order design. Point estimates are float64 (SALib's to ~1e-13); the

@@ -36,7 +36,9 @@ from zarr.core.sync import sync
 from .errors import UserError
 
 CHOICE_VARS = ("normalisation", "aggregation", "outlier", "imputation", "excluded", "weight_scheme")
-LOCK = ".rankstab.lock"
+def lock_path(path: Path) -> Path:
+    """The lock file of a store: a hidden sibling, so the store itself stays a pure zarr hierarchy."""
+    return path.parent / f".{path.name}.rankstab-lock"
 
 warnings.filterwarnings("ignore", message=".*(unstable|not part of the Zarr|consolidated metadata).*")
 warnings.filterwarnings("ignore", category=FutureWarning, module="zarr")
@@ -54,8 +56,7 @@ def open_group(path: str | Path, mode: str = "r+") -> zarr.Group:
 @contextmanager
 def lock(path: Path):
     """Refuse a second writer on the same store (a lock file holding host and pid)."""
-    path.mkdir(parents=True, exist_ok=True)
-    lf = path / LOCK
+    lf = lock_path(path)
     me = f"{socket.gethostname()} {os.getpid()}"
     for _ in range(2):
         try:
@@ -67,8 +68,8 @@ def lock(path: Path):
             if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
                 lf.unlink(missing_ok=True)  # stale lock from a killed run on this host
                 continue
-            raise UserError(f"{path} is being written by another rankstab run ({owner}); wait for it to finish, "
-                            f"or delete {lf} if that run is gone") from None
+            raise UserError(f"{path} is being written by another rankstab run (host and pid {owner}); wait for it "
+                            f"to finish, or delete {lf} if that run is gone") from None
     else:  # pragma: no cover
         raise UserError(f"cannot lock {path}; delete {lf}")
     os.write(fd, me.encode())
@@ -165,7 +166,7 @@ class BigArray:
 def create(path: Path, small: xr.Dataset, big: list[BigArray]) -> None:
     """Write the layout: the small variables now (xarray), the big ones as empty zarr arrays."""
     try:
-        small.to_zarr(str(path), mode="w", zarr_format=3, consolidated=False)
+        small.to_zarr(str(path), mode="w-", zarr_format=3, consolidated=False)  # keeps our lock file
         g = open_group(path)
         for b in big:
             g.create_array(b.name, shape=b.shape, chunks=(b.chunk, *b.shape[1:]), dtype=b.dtype,
@@ -177,7 +178,8 @@ def create(path: Path, small: xr.Dataset, big: list[BigArray]) -> None:
     except PermissionError:
         raise UserError(f"{path}: permission denied; choose a writable --out") from None
     except OSError as exc:
-        raise UserError(f"{path}: cannot write the store ({exc.strerror}); check space and permissions") from None
+        raise UserError(f"{path}: a write failed while creating the store ({exc}); free space or choose "
+                        f"another --out") from None
 
 
 def open_store(path: str | Path) -> xr.Dataset:

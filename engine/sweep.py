@@ -251,8 +251,7 @@ def default_out(spec: Spec) -> Path:
     return RESULTS / f"{spec.name}.zarr"
 
 
-def _check_out(path: Path, spec: Spec, resume: bool, overwrite: bool) -> bool:
-    """Decide whether to create a new store (True) or resume (False); refuse conflicts clearly."""
+def _check_parent(path: Path) -> None:
     parent = path.expanduser().resolve().parent
     if not parent.is_dir():
         if parent.parent.is_dir() and parent.name == RESULTS.name:
@@ -261,6 +260,10 @@ def _check_out(path: Path, spec: Spec, resume: bool, overwrite: bool) -> bool:
             raise UserError(f"{path}: the folder {parent} does not exist; create it or choose another --out")
     if not os.access(parent, os.W_OK):
         raise UserError(f"{path}: the folder {parent} is not writable; choose another --out")
+
+
+def _check_out(path: Path, spec: Spec, resume: bool, overwrite: bool) -> bool:
+    """Decide whether to create a new store (True) or resume (False); refuse conflicts clearly."""
     if not path.exists():
         if resume:
             raise UserError(f"{path}: nothing to resume (no such store); run without --resume")
@@ -298,14 +301,16 @@ def run(spec: Spec | str | Path, out: str | Path | None = None, client=None, *, 
     if not isinstance(spec, Spec):
         spec = Spec.from_toml(spec)
     path = Path(out) if out else default_out(spec)
-    fresh = _check_out(path, spec, resume, overwrite)
+    _check_parent(path)
     with lock(path):
+        fresh = _check_out(path, spec, resume, overwrite)
         if fresh:
-            if overwrite:
-                for child in path.iterdir():
-                    if child.name != ".rankstab.lock":
-                        remove(child) if child.is_dir() else child.unlink()
-            job = _create(spec, path)
+            remove(path)
+            try:
+                job = _create(spec, path)
+            except BaseException:
+                remove(path)  # a store whose layout was not fully written is of no use: nothing is lost
+                raise
         else:
             job = _job_from_store(spec, path)
         todo = [int(k) for k in np.flatnonzero(~done_chunks(path))]
@@ -346,19 +351,44 @@ def _merge(job: Job, counts: dict[int, np.ndarray]) -> np.ndarray:
 def _execute(job: Job, todo: list[int], client, cluster, scheduler, scheduler_file, workers, synchronous,
              progress) -> dict[int, np.ndarray]:
     bar = Progress(job, todo, progress)
-    results: dict[int, np.ndarray] = {}
-    if synchronous or not todo:
-        for k in todo:
-            _, results[k] = compute_chunk(job, k)
-            bar.update(k)
-        bar.close()
-        return results
-    if client is not None:
-        return _on_client(client, job, todo, bar)
-    from .cluster import connect
+    try:
+        if synchronous or not todo:
+            return _in_process(job, todo, bar)
+        if client is not None:
+            return _on_client(client, job, todo, bar)
+        from .cluster import connect
 
-    with connect(cluster, scheduler=scheduler, scheduler_file=scheduler_file, workers=workers) as c:
-        return _on_client(c, job, todo, bar)
+        with connect(cluster, scheduler=scheduler, scheduler_file=scheduler_file, workers=workers) as c:
+            return _on_client(c, job, todo, bar)
+    except UserError:
+        raise
+    except Exception as exc:
+        raise _fault(job, exc) from None
+    finally:
+        bar.close()
+
+
+def _fault(job: Job, exc: Exception) -> Exception:
+    """Turn a failed write or a lost scheduler into a clear, resumable message; other errors pass."""
+    done = int(done_chunks(Path(job.path)).sum())
+    safe = f"{done} of {job.n_chunks} chunks are safely stored"
+    text = f"{type(exc).__name__}: {exc}"
+    names = {t.__name__ for t in type(exc).__mro__}
+    if names & {"CommClosedError", "StreamClosedError", "TimeoutError", "CancelledError", "FutureCancelledError"} \
+            or "Connection refused" in text:
+        return UserError(f"lost the Dask scheduler ({type(exc).__name__}); {safe}: rerun with --resume")
+    if isinstance(exc, OSError) or "No space" in text or "Errno 28" in text:
+        return UserError(f"{job.path}: a write failed ({str(exc).splitlines()[0][:160]}); {safe}; free space or fix "
+                         f"the path, then rerun with --resume")
+    return exc
+
+
+def _in_process(job: Job, todo: list[int], bar: Progress) -> dict[int, np.ndarray]:
+    results = {}
+    for k in todo:
+        _, results[k] = compute_chunk(job, k)
+        bar.update(k)
+    return results
 
 
 def _on_client(client, job: Job, todo: list[int], bar: Progress) -> dict[int, np.ndarray]:
@@ -372,17 +402,8 @@ def _on_client(client, job: Job, todo: list[int], bar: Progress) -> dict[int, np
             k, hist = fut.result()
             results[k] = hist
             bar.update(k)
-    except Exception as exc:
-        done = int(done_chunks(Path(job.path)).sum())
-        if isinstance(exc, OSError) or "No space" in str(exc):
-            raise UserError(f"{job.path}: a write failed ({exc}); free space, then rerun with --resume "
-                            f"({done} of {job.n_chunks} chunks are safely stored)") from None
-        if type(exc).__name__ in ("CommClosedError", "TimeoutError", "CancelledError", "FutureCancelledError"):
-            raise UserError(f"lost the Dask scheduler ({type(exc).__name__}); {done} of {job.n_chunks} chunks are "
-                            f"safely stored: rerun with --resume") from None
-        raise
     finally:
-        bar.close()
+        client.cancel(futures)
     return results
 
 
