@@ -469,7 +469,7 @@ def _fig_sobol_heatmap(ctx: _Context, fld: str):
         ax.text(0.5, 1 + (fw + 0.08) / (ROW * n + 0.1), title, transform=ax.transAxes, ha="center", va="bottom",
                 fontsize=8.5)
     L.axes[0].set_yticks(range(n), labels, fontsize=7.5)
-    L.axes[1].set_yticks(range(n), [])
+    L.axes[1].set_yticks([])
     L.colorbar(im, "Sobol index of the rank")
     L.title(ctx.field_label[fld])
     return L.fig

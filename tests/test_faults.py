@@ -104,10 +104,15 @@ def test_second_run_on_the_same_store_is_refused(tmp_path):
                               "--no-analyze"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for_chunks(out, 1, first)
+        refused = 0
         for flags in (["--resume"], ["--overwrite"], []):
+            running = first.poll() is None
             res = cli("run", str(spec), "--out", str(out), "--synchronous", *flags)
-            assert res.returncode == 2 and "Traceback" not in res.stderr
-            assert "being written by another rankstab run" in res.stderr, res.stderr
+            if running and first.poll() is None:  # (a slow machine may let the first run finish meanwhile)
+                assert res.returncode == 2 and "Traceback" not in res.stderr
+                assert "being written by another rankstab run" in res.stderr, res.stderr
+                refused += 1
+        assert refused >= 1
         if first.poll() is None:  # a store being written is never reported as complete
             assert not xr.open_zarr(out).attrs["complete"]
     finally:
