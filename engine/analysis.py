@@ -24,6 +24,7 @@ from .sobol import sobol_indices
 from .store import open_store
 
 TOPS = (1, 3, 10)
+RARE = 0.99  # a rank held in at least this share of scenarios is "nearly constant"
 TARGETS = ("rank", "score")
 
 
@@ -70,21 +71,27 @@ def rank_statistics(counts: np.ndarray, nominal_rank: np.ndarray) -> dict[str, t
     }
 
 
-def correlation_statistics(ranks: np.ndarray, nominal_rank: np.ndarray) -> dict[str, np.ndarray]:
+def correlation_statistics(ranks: np.ndarray, nominal_rank: np.ndarray, block: int = 1024) -> dict[str, np.ndarray]:
     """Spearman and Kendall (tau-b) correlation of each scenario's ranking with the nominal one, per field:
-    (scenario, field). Ranks are (scenario, city, field) int; ties as given (competition ranks)."""
-    r = ranks.astype(np.float64)
+    (scenario, field). Ranks are (scenario, city, field) int; ties as given (competition ranks).
+    Computed in blocks of scenarios to bound memory."""
     nom = nominal_rank.astype(np.float64)
-    rc = r - r.mean(axis=1, keepdims=True)
     nc = nom - nom.mean(axis=0, keepdims=True)
-    den = np.sqrt((rc**2).sum(axis=1) * (nc**2).sum(axis=0)[None])
-    spearman = np.divide((rc * nc[None]).sum(axis=1), den, out=np.ones_like(den), where=den > 0)
-    i, j = np.triu_indices(r.shape[1], 1)
-    a = np.sign(r[:, i, :] - r[:, j, :])
-    b = np.sign(nom[i, :] - nom[j, :])[None]
-    num = (a * b).sum(axis=1)
-    den = np.sqrt((a != 0).sum(axis=1) * (b != 0).sum(axis=1))
-    kendall = np.divide(num, den, out=np.ones_like(num), where=den > 0)
+    i, j = np.triu_indices(nom.shape[0], 1)
+    b = np.sign(nom[i, :] - nom[j, :]).astype(np.int8)[None]
+    nb = (b != 0).sum(axis=1)
+    spearman = np.empty((len(ranks), nom.shape[1]))
+    kendall = np.empty_like(spearman)
+    for lo in range(0, len(ranks), block):
+        r = ranks[lo:lo + block].astype(np.float64)
+        rc = r - r.mean(axis=1, keepdims=True)
+        den = np.sqrt((rc**2).sum(axis=1) * (nc**2).sum(axis=0)[None])
+        spearman[lo:lo + block] = np.divide((rc * nc[None]).sum(axis=1), den, out=np.ones_like(den), where=den > 0)
+        ri = ranks[lo:lo + block].astype(np.int16)
+        a = np.sign(ri[:, i, :] - ri[:, j, :]).astype(np.int8)
+        num = (a * b).sum(axis=1, dtype=np.int64)
+        den = np.sqrt((a != 0).sum(axis=1) * nb)
+        kendall[lo:lo + block] = np.divide(num, den, out=np.ones(num.shape), where=den > 0)
     return {"spearman": spearman, "kendall": kendall}
 
 
@@ -104,6 +111,14 @@ def _stability_rows(store: xr.Dataset, rows: np.ndarray) -> np.ndarray:
     return rows[(pos == 0) | (pos == block - 1)]
 
 
+def _read(path: str | Path, name: str, rows: np.ndarray | None = None) -> np.ndarray:
+    """A whole per-scenario array (or some rows of it) read with zarr directly: faster than through dask."""
+    arr = zarr.open_array(str(Path(path) / name), mode="r")
+    if rows is None or (rows.size == arr.shape[0] and rows.size and rows[-1] == rows.size - 1):
+        return arr[:]
+    return arr.get_orthogonal_selection((rows,)) if rows.size else np.zeros((0, *arr.shape[1:]), arr.dtype)
+
+
 def _done_rows(store: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     done = store["chunk_done"].values.astype(bool)
     chunk, n = int(store.attrs["chunk"]), int(store.attrs["n_scenarios"])
@@ -117,6 +132,7 @@ def analyze(path: str | Path, *, partial: bool = False, num_resamples: int | Non
     """Rank stability (and Sobol indices for Sobol designs) of a store; written to its ``analysis`` group."""
     path = Path(getattr(path, "encoding", {}).get("source", path)) if isinstance(path, xr.Dataset) else Path(path)
     store = open_store(path)
+    store.attrs["_path"] = str(path)
     done, rows = _done_rows(store)
     complete = bool(store.attrs.get("complete")) and done.all()
     sobol = store.attrs["design_kind"] == "sobol"
@@ -135,13 +151,13 @@ def analyze(path: str | Path, *, partial: bool = False, num_resamples: int | Non
     stats = rank_statistics(counts, nominal_rank)
 
     stab = _stability_rows(store, rows)
-    rbar = store["rbar"].values[stab] if stab.size else np.zeros((0, store.sizes["field"]))
+    rbar = _read(path, "rbar", stab)
     out = xr.Dataset({k: v for k, v in stats.items()})
     out["rbar_mean"] = ("field", rbar.mean(axis=0))
     for q, name in ((0.05, "rbar_q05"), (0.5, "rbar_median"), (0.95, "rbar_q95")):
         out[name] = ("field", np.percentile(rbar, 100 * q, axis=0))
     if "rank" in store:
-        ranks = store["rank"].values[stab] if not complete or sobol else store["rank"].values
+        ranks = _read(path, "rank", stab)
         corr = correlation_statistics(ranks, nominal_rank)
         for name, v in corr.items():
             out[f"{name}_mean"] = ("field", v.mean(axis=0))
@@ -157,6 +173,13 @@ def analyze(path: str | Path, *, partial: bool = False, num_resamples: int | Non
         sens = _sobol(store, num_resamples, conf_level, seed)
         out = out.merge(sens)
         out.attrs.update(sens.attrs)
+        if "rank" in out.coords.get("target", []):
+            # a rank that almost never moves has a tiny variance: its indices are unreliable and flagged
+            rare = (out["rank_prob"].max("rank") >= RARE) & ~out["constant"].sel(target="rank", drop=True)
+            out["nearly_constant"] = rare
+            st_conf = out["ST_conf"].where(~(rare & (out["target"] == "rank")))
+            out.attrs["max_ST_conf"] = float(np.nanmax(st_conf.values))
+            out.attrs["nearly_constant_share"] = RARE
     out.attrs.update(
         n_stability_scenarios=int(stab.size), partial=int(not complete), design_kind=store.attrs["design_kind"],
         percentile_convention="R type 7 (numpy linear)", spec_hash=store.attrs["spec_hash"],
@@ -182,10 +205,11 @@ def _sobol(store: xr.Dataset, num_resamples, conf_level, seed) -> xr.Dataset:
     res: dict[str, list] = {}
     targets = [t for t in TARGETS if t in store]
     for target in targets:
+        values = _read(store.attrs["_path"], target)  # one read of the whole array
         per_field = []
         for f in range(n_f):  # one field at a time bounds memory; every city's output in one pass
-            y = store[target][:, :, f].values.astype(np.float64)
-            per_field.append(sobol_indices(y, **kw))
+            per_field.append(sobol_indices(np.ascontiguousarray(values[:, :, f]), **kw))
+        del values
         for key in per_field[0]:
             res.setdefault(key, []).append(np.stack([p[key] for p in per_field], axis=-1))
     out = xr.Dataset()
@@ -200,7 +224,7 @@ def _sobol(store: xr.Dataset, num_resamples, conf_level, seed) -> xr.Dataset:
             out["S2"] = (("target", dim, f"{dim}_other", *cf), np.stack(res["S2"]))
             out["S2_conf"] = (("target", dim, f"{dim}_other", *cf), np.stack(res["S2_conf"]))
         out = out.assign_coords(target=targets)
-    rb = sobol_indices(store["rbar"].values.astype(np.float64), **kw)
+    rb = sobol_indices(_read(store.attrs["_path"], "rbar").astype(np.float64), **kw)
     for key in ("S1", "ST", "S1_conf", "ST_conf"):
         out[f"{key}_rbar"] = ((dim, "field"), rb[key])
     out = out.assign_coords({dim: names})
@@ -246,6 +270,8 @@ def summary_table(result: xr.Dataset, store: xr.Dataset | None = None, n: int = 
                f"{float(r['rank_q05']):>5.1f}-{float(r['rank_q95']):<5.1f} {float(r['prob_top'].sel(top=3)):>8.2f}")
         if sens and bool(result["constant"].sel(target="rank", field=field).isel(city=c)):
             row += "  (rank never moves)"
+        elif sens and "nearly_constant" in result and bool(result["nearly_constant"].sel(field=field).isel(city=c)):
+            row += "  (rank almost never moves)"
         elif sens:
             st = result["ST"].sel(target="rank", field=field).isel(city=c)
             dim = result.attrs.get("sobol_dim", st.dims[0])
@@ -255,7 +281,8 @@ def summary_table(result: xr.Dataset, store: xr.Dataset | None = None, n: int = 
     rb = " ".join(f"{f}={v:.2f}" for f, v in zip(result["field"].values, result["rbar_mean"].values, strict=True))
     lines.append(f"mean rank shift from nominal (R-bar) by field: {rb}")
     if sens:
-        lines.append(f"widest ST confidence interval (+-): {result.attrs['max_ST_conf']:.3f}")
+        lines.append(f"widest ST confidence interval (+-): {result.attrs['max_ST_conf']:.3f} "
+                     f"(ranks held in >= {RARE:.0%} of scenarios excluded)")
     return "\n".join(lines)
 
 

@@ -149,7 +149,7 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import report_cli
+    from .reporting import report_cli
 
     return report_cli(args)
 

@@ -467,7 +467,7 @@ def run_cli(args) -> int:
         print(summary_table(result, store))
         if not args.no_report:
             try:
-                from .report import report
+                from .reporting import report
             except ImportError:
                 return 0
             html = report(path)

@@ -24,9 +24,7 @@ import io
 import json
 import os
 import re
-import sys
 import time
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +35,7 @@ from .errors import UserError
 
 DPI = 100
 CONF_LIMIT = 0.2  # a Sobol index whose bootstrap half-width exceeds this is marked unreliable
+RARE = 0.99  # a rank held in at least this share of scenarios is "nearly constant" (as engine.analysis)
 TOP_ACCEPT = 15  # cities in the rank-acceptability matrix
 ANNOTATE_MAX = 400  # annotate heat-map cells only up to this many cells per panel
 C_BAR, C_NOM, C_MED = "#9ecae1", "#08306b", "#e6550d"
@@ -218,6 +217,23 @@ class _Context:
 
     def constant(self, fld: str, target: str = "rank") -> np.ndarray:
         return self.a["constant"].sel(target=target, field=fld).values.astype(bool)
+
+    @property
+    def rare_share(self) -> float:
+        return float(self.a.attrs.get("nearly_constant_share", RARE))
+
+    def nearly_constant(self, fld: str) -> np.ndarray:
+        """Ranks that move but are held in at least ``rare_share`` of the scenarios (their variance is tiny,
+        so their Sobol indices are noise): the analysis's ``nearly_constant`` when it has one."""
+        if "nearly_constant" in self.a:
+            return self.a["nearly_constant"].sel(field=fld).values.astype(bool)
+        held = self.a["rank_prob"].sel(field=fld).max("rank").values >= self.rare_share
+        return held & ~self.constant(fld)
+
+    def unreliable(self, fld: str) -> np.ndarray:
+        """(city, factor): rank Sobol indices not to be trusted (nearly constant rank, or a wide interval)."""
+        bad = (self.sens("ST_conf", fld) > CONF_LIMIT) | (self.sens("S1_conf", fld) > CONF_LIMIT)
+        return (bad | self.nearly_constant(fld)[:, None]) & ~self.constant(fld)[:, None]
 
     def factor_names(self) -> list[str]:
         return [str(f) for f in self.a[self.sdim].values] if self.sdim else []
@@ -452,16 +468,19 @@ def _fig_sobol_heatmap(ctx: _Context, fld: str):
     stc = ctx.sens("ST_conf", fld)[order]
     s1c = ctx.sens("S1_conf", fld)[order]
     const = ctx.constant(fld)[order]
+    near = ctx.nearly_constant(fld)[order]
     n, k = st.shape
     mask = np.repeat(const[:, None], k, axis=1)
     suffix = {int(i): " (fixed)" for i, c in zip(order, const, strict=True) if c}
+    suffix.update({int(i): " (≈fixed)" for i, c in zip(order, near, strict=True) if c})
     labels = _city_labels(ctx, fld, order, suffix)
     fw = _text_w(names, 7.5)
     cw = 0.3 if n * k <= ANNOTATE_MAX else 0.24
     L = _Layout(_text_w(labels, 7.5) + 0.12, [max(cw * k, 1.0)] * 2, ROW * n + 0.1, top=fw + 0.75,
                 bottom=fw + 0.15, gap=0.2, cbar=0.5)
     for ax, M, C, title in ((L.axes[0], st, stc, "ST (total effect)"), (L.axes[1], s1, s1c, "S1 (first order)")):
-        im = _heat(ax, np.clip(M, 0, 1), "viridis", 0, 1, _fmt_index, mask, flag=(C > CONF_LIMIT) & ~mask)
+        flag = ((C > CONF_LIMIT) | near[:, None]) & ~mask  # unreliable: a wide interval, or a ≈fixed rank
+        im = _heat(ax, np.clip(M, 0, 1), "viridis", 0, 1, _fmt_index, mask, flag=flag)
         ax.set_xticks(range(k), names, rotation=90, fontsize=7.5)
         ax.tick_params(axis="x", top=True, labeltop=True)
         ax.set_xlim(-0.5, k - 0.5)
@@ -629,6 +648,8 @@ def _summary(ctx: _Context) -> list[str]:
     q05, q95 = ov["rank_q05"].values, ov["rank_q95"].values
     rank_sobol = ctx.has_rank_sobol
     const = ctx.constant("overall") if rank_sobol else np.zeros(len(cities), bool)
+    near = ctx.nearly_constant("overall") if rank_sobol else np.zeros(len(cities), bool)
+    unrel = ctx.unreliable("overall") if rank_sobol else None
     names = ctx.factor_names()
 
     def p_nom(i) -> str:
@@ -639,9 +660,9 @@ def _summary(ctx: _Context) -> list[str]:
         if not rank_sobol or const[i]:
             return ""
         st, s1 = ctx.sens("ST", "overall")[i], ctx.sens("S1", "overall")[i]
-        if ctx.sens("ST_conf", "overall")[i].max() > CONF_LIMIT:
-            return "; its Sobol indices are unreliable (the rank moves in very few scenarios)"
         k = int(np.nanargmax(st))
+        if near[i] or unrel[i, k]:
+            return "; its Sobol indices are unreliable (the rank moves in very few scenarios)"
         return (f"; {_e(ctx.factor_phrase(names[k]))} explains {_pct(max(s1[k], 0))} of the variance of its rank "
                 f"alone, {_pct(min(max(st[k], 0), 1))} with interactions")
 
@@ -713,28 +734,37 @@ def _summary(ctx: _Context) -> list[str]:
     if rank_sobol:
         top = order[:min(10, len(order))]
         st = ctx.sens("ST", "overall")
-        moving = [i for i in top if not const[i]]
+        moving = [i for i in top if not const[i] and not near[i]]
         if moving:
             drivers = [int(np.nanargmax(st[i])) for i in moving]
             vals, counts = np.unique(drivers, return_counts=True)
             best = int(vals[np.argmax(counts)])
             vs = [min(st[i][best], 1) for i, d in zip(moving, drivers, strict=True) if d == best]
             who = (f"all {len(moving)}" if counts.max() == len(moving) else f"{int(counts.max())} of the {len(moving)}")
-            whose = " whose rank moves" if len(moving) < len(top) else ""
+            whose = " whose rank really moves" if len(moving) < len(top) else ""
             s.append(f"For {who} top-{len(top)} cities{whose}, {_e(ctx.factor_phrase(names[best]))} has the largest "
                      f"total effect on the rank (ST {_range_f(min(vs), max(vs))}).")
         fixed = [i for i in top if const[i]]
         if fixed:
-            s.append(", ".join(_e(ctx.name(cities[i])) for i in fixed)
+            s.append(_and([_e(ctx.name(cities[i])) for i in fixed])
                      + (" never moves" if len(fixed) == 1 else " never move") + " in the overall ranking.")
-        bad = sum(int(((ctx.sens("ST_conf", f) > CONF_LIMIT).any(axis=1) & ~ctx.constant(f)).sum())
-                  for f in ctx.fields)
-        if bad:
-            s.append(f"Caution: the Sobol indices of {bad} city rank{'s' if bad > 1 else ''} (over all fields) have "
-                     f"bootstrap intervals wider than ±{CONF_LIMIT:g} (widest ±{ctx.a.attrs.get('max_ST_conf', 0):.3g}): "
-                     "these ranks move in very few scenarios, so their indices are unreliable (marked × in the "
-                     "heat maps).")
+        n_near = sum(int(ctx.nearly_constant(f).sum()) for f in ctx.fields)
+        wide = [ctx.sens("ST_conf", f)[ctx.unreliable(f).any(axis=1)] for f in ctx.fields]
+        n_wide = sum(len(w) for w in wide)
+        if n_wide:
+            widest = max(float(np.nanmax(w)) for w in wide if len(w))
+            who = ("it almost never moves" if n_wide == 1 else "both almost never move" if n_near == n_wide == 2
+                   else "they all almost never move" if n_near == n_wide else f"{n_near} of them almost never move")
+            near_txt = (f"{who} (the same rank in ≥ {100 * ctx.rare_share:.0f} % of scenarios), so the variance to "
+                        "decompose is tiny; " if n_near else "")
+            s.append(f"Caution: the Sobol indices of {n_wide} city rank{'s' if n_wide > 1 else ''} (over all fields) "
+                     f"are unreliable: {near_txt}bootstrap intervals reach ±{widest:.3g} (marked × in the heat maps, "
+                     "and left out of these sentences).")
     return s
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _poss(name: str) -> str:
@@ -766,17 +796,21 @@ p,li{max-width:75ch}
 .banner{border-radius:8px;padding:.75rem 1rem;margin:1rem 0;font-weight:600}
 .synthetic{background:#fff1e0;border:2px solid #d9731a;color:#7a3a00}
 .partial{background:#fdecec;border:2px solid #c62828;color:#7f1010}
-.tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(9.5rem,1fr));gap:.6rem;margin:1rem 0}
-.tile{background:var(--soft);border:1px solid var(--line);border-radius:8px;padding:.5rem .75rem}
-.tile b{display:block;font-size:1.25rem}
-.tile span{color:var(--muted);font-size:.85rem}
+.tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(6.6rem,1fr));gap:.5rem;margin:1rem 0}
+.tile{background:var(--soft);border:1px solid var(--line);border-radius:8px;padding:.4rem .6rem;line-height:1.3}
+.tile b{display:block;font-size:1.15rem}
+.tile span{color:var(--muted);font-size:.8rem}
 .summary li{margin:.35rem 0}
 nav.toc{background:var(--soft);border:1px solid var(--line);border-radius:8px;padding:.5rem 1rem;margin:1rem 0}
 nav.toc ol{margin:.3rem 0;padding-left:1.3rem;columns:2 16rem}
 a{color:var(--accent)}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,480px),1fr));gap:1.2rem;align-items:start}
 figure{margin:.8rem 0;min-width:0}
-figure img{display:block;max-width:100%;height:auto;margin:0 auto;border:1px solid #eef1f4}
+figure .frame{overflow-x:auto;-webkit-overflow-scrolling:touch}
+figure img{display:block;max-width:100%;height:auto;margin:0 auto;border:1px solid #eef1f4;cursor:zoom-in}
+figure.zoom img{max-width:none;cursor:zoom-out}
+.hint{display:none}
+@media (max-width:760px){figure.wide .hint{display:inline}}
 figcaption{color:var(--muted);font-size:.88rem;margin-top:.35rem}
 figcaption b{color:var(--fg)}
 .table-wrap{overflow-x:auto;-webkit-overflow-scrolling:touch;margin:.6rem 0;border:1px solid var(--line);border-radius:6px}
@@ -793,6 +827,10 @@ footer{color:var(--muted);font-size:.8rem;margin-top:2.5rem}
 """
 
 SCRIPT = """
+document.addEventListener("click", function (e) {  /* tap a figure: full size, scroll sideways */
+  var t = e.target;
+  if (t.tagName === "IMG" && t.closest("figure")) t.closest("figure").classList.toggle("zoom");
+});
 addEventListener("load", function () {
   var imgs = document.images, ok = 0;
   for (var i = 0; i < imgs.length; i++) if (imgs[i].complete && imgs[i].naturalWidth > 0) ok++;
@@ -820,8 +858,11 @@ def _table(head: list[str], rows: list[list], num: set[int] | None = None, wrap:
 def _figure_html(f: _Fig) -> str:
     w, h = f.size
     cap = f"<b>{_e(f.title)}.</b> {_e(f.caption)}" if f.caption else f"<b>{_e(f.title)}</b>"
-    return (f'<figure id="fig-{f.slug}"><img src="{f.uri()}" width="{w}" height="{h}" alt="{_e(f.title)}" '
-            f'loading="eager" decoding="async"><figcaption>{cap}</figcaption></figure>')
+    hint = ' <span class="hint">(tap the figure for full size)</span>'
+    wide = ' class="wide"' if f.wide else ""
+    return (f'<figure id="fig-{f.slug}"{wide}><div class="frame"><img src="{f.uri()}" '
+            f'width="{w}" height="{h}" alt="{_e(f.title)}"></div>'
+            f"<figcaption>{cap}{hint}</figcaption></figure>")
 
 
 def _field_table(ctx: _Context) -> str:
@@ -858,7 +899,8 @@ def _city_table(ctx: _Context, fld: str = "overall") -> str:
     cities = ctx.a["city"].values
     const = ctx.constant(fld) if ctx.has_rank_sobol else None
     st = ctx.sens("ST", fld) if ctx.has_rank_sobol else None
-    stc = ctx.sens("ST_conf", fld) if ctx.has_rank_sobol else None
+    near = ctx.nearly_constant(fld) if ctx.has_rank_sobol else None
+    unrel = ctx.unreliable(fld) if ctx.has_rank_sobol else None
     names = ctx.factor_names()
     tops = [int(t) for t in ctx.a["top"].values]
     rows = []
@@ -870,9 +912,11 @@ def _city_table(ctx: _Context, fld: str = "overall") -> str:
         if st is not None:
             if const[i]:
                 row.append("rank never moves")
+            elif near[i]:
+                row.append("rank almost never moves ×")
             else:
                 k = int(np.nanargmax(st[i]))
-                flag = " ×" if stc[i][k] > CONF_LIMIT else ""
+                flag = " ×" if unrel[i, k] else ""
                 row.append(f"{_e(names[k])} ({min(st[i][k], 1):.2f}{flag})")
         rows.append(row)
     head = ["nominal", "city", "median", "5–95 %", "mean", "mean |shift|", *(f"P(top {t})" for t in tops)]
@@ -957,21 +1001,21 @@ def _html(ctx: _Context, figs: dict[str, _Fig], elapsed: float) -> str:
     title = f"rankstab report: {name}"
     n_cities = ctx.a.sizes["city"]
     n_fields = len([f for f in ctx.a["field"].values if f != "overall"])
-    kind = "Sobol (Saltelli)" if at.get("design_kind") == "sobol" else "Monte Carlo"
+    kind = "Sobol" if at.get("design_kind") == "sobol" else "Monte Carlo"
     n_fac = ctx.factors.sizes.get("factor", 0)
     head = [f"<h1>{_e(title)}</h1>",
             f'<p class="sub">{_e(_spec_description(at) or ctx.dataset.get("title", ""))}</p>']
     if ctx.synthetic:
-        head.append(f'<div class="banner synthetic">SYNTHETIC DATA: {_e(ctx.dataset.get("title", at.get("dataset")))} '
-                    "is a reconstructed demo dataset, not real indicator data. These results illustrate the method "
-                    "and say nothing reliable about the real cities.</div>")
+        head.append(f'<div class="banner synthetic">SYNTHETIC DATA: the dataset “{_e(at.get("dataset", ""))}” is '
+                    "reconstructed demo data, not real indicator data. These results illustrate the method and say "
+                    "nothing reliable about the real cities (see the annex).</div>")
     if ctx.a.attrs.get("partial"):
         head.append('<div class="banner partial">PARTIAL: this analysis covers only the completed part of an '
                     f"unfinished Monte Carlo run ({int(ctx.a.attrs.get('n_stability_scenarios', 0)):,} scenarios)."
                     "</div>")
     tiles = [(f"{int(at.get('n_scenarios', 0)):,}", "scenarios"), (kind, "design"), (str(n_fac), "factors"),
-             (str(n_cities), "cities"), (f"{n_fields} + overall", "fields"),
-             (f"{float(ctx.a['rbar_mean'].sel(field='overall')):.2f}", "mean rank shift R̄s (overall)")]
+             (str(n_cities), "cities"), (f"{n_fields} + 1", "fields + overall"),
+             (f"{float(ctx.a['rbar_mean'].sel(field='overall')):.2f}", "mean rank shift R̄s")]
     head.append('<div class="tiles">' + "".join(f'<div class="tile"><b>{_e(v)}</b><span>{_e(k)}</span></div>'
                                                for v, k in tiles) + "</div>")
     sections = []  # (id, title, html)
@@ -993,9 +1037,9 @@ def _html(ctx: _Context, figs: dict[str, _Fig], elapsed: float) -> str:
         if ctx.has_rank_sobol:
             body += ("<h3>By city</h3><p>Total-effect (ST, left) and first-order (S1, right) index of every "
                      "city's rank for every factor, one chart per field, cities in nominal order. Grey rows: the "
-                     f"rank never moves. Red ×: the bootstrap interval is wider than ±{CONF_LIMIT:g}, so the index is "
-                     "unreliable (typically a rank that moves in very few scenarios). Colours are clipped to "
-                     "0–1.</p>" + "".join(_figure_html(figs[f"sobol {f}"]) for f in ctx.fields))
+                     f"rank never moves. Red ×: an unreliable index — the rank almost never moves (≈fixed: the same "
+                     f"rank in ≥ {100 * ctx.rare_share:.0f} % of scenarios) or its bootstrap interval is wider than "
+                     f"±{CONF_LIMIT:g}. Colours are clipped to 0–1.</p>" + "".join(_figure_html(figs[f"sobol {f}"]) for f in ctx.fields))
         sections.append(("sensitivity", "What drives the ranks (Sobol sensitivity)", body))
     rob = []
     if "width" in figs:
@@ -1030,15 +1074,3 @@ def _version() -> str:
     from . import __version__
 
     return __version__
-
-
-class _CallableModule(types.ModuleType):
-    """``engine.report(...)`` keeps working after this submodule is imported: importing ``engine.report``
-    rebinds the package attribute ``engine.report`` (the API function of ``engine/__init__.py``) to this
-    module, so the module itself forwards calls to :func:`report`."""
-
-    def __call__(self, store, out=None, **kwargs):
-        return report(store, out=out, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
