@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -72,20 +73,27 @@ class _Worker:
 
 
 _CACHE: dict[tuple[str, str], _Worker] = {}
+_LOCK = threading.Lock()
 
 
 def _state(job: Job) -> _Worker:
     """Per-process cache of the spec, prepared data and weight schemes, rebuilt from the store."""
     key = (job.path, job.key)
-    if key not in _CACHE:
-        store = xr.open_zarr(job.path, consolidated=False)
-        ds = dataset_from_store(store)
-        spec = Spec.from_text(job.spec_text, source=store.attrs.get("spec_source", "<store>"), ds=ds)
-        prep = Prepared(spec.ds)
-        schemes = weight_schemes(spec, prep.tree, prep.data(spec.nominal.prep))
-        _CACHE.clear()
-        _CACHE[key] = _Worker(spec, prep, schemes, store["nominal_rank"].values)
-    return _CACHE[key]
+    with _LOCK:
+        if key not in _CACHE:
+            _CACHE.clear()
+            _CACHE[key] = _build_state(job)
+        return _CACHE[key]
+
+
+def _build_state(job: Job) -> _Worker:
+    # chunks=None: plain lazy arrays, no dask (inside a worker, dask would send the load to the cluster)
+    store = xr.open_zarr(job.path, consolidated=False, chunks=None)
+    ds = dataset_from_store(store)
+    spec = Spec.from_text(job.spec_text, source=store.attrs.get("spec_source", "<store>"), ds=ds)
+    prep = Prepared(spec.ds)
+    schemes = weight_schemes(spec, prep.tree, prep.data(spec.nominal.prep))
+    return _Worker(spec, prep, schemes, store["nominal_rank"].values)
 
 
 def compute_chunk(job: Job, k: int) -> tuple[int, np.ndarray]:
