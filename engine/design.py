@@ -193,7 +193,7 @@ def nominal_row(spec: Spec) -> np.ndarray:
     return row
 
 
-def auto_chunk(spec: Spec, n_cities: int, n_fields: int, target_bytes: float = 4e6) -> int:
+def auto_chunk(spec: Spec, n_cities: int, n_fields: int, target_bytes: float = 16e6) -> int:
     """Scenarios per task: about ``target_bytes`` of scores + ranks, in whole Saltelli blocks."""
     if spec.design.chunk:
         per = spec.design.chunk

@@ -347,17 +347,30 @@ def _job_from_store(spec: Spec, path: Path) -> Job:
     return Job(str(path), spec.text, int(attrs["chunk"]), int(attrs["n_scenarios"]), spec.hash)
 
 
-def _merge(job: Job, counts: dict[int, np.ndarray]) -> np.ndarray:
+class Merged:
+    """The running sum of the chunk summaries returned by the tasks (constant memory in the client)."""
+
+    def __init__(self) -> None:
+        self.total: np.ndarray | None = None
+        self.chunks: set[int] = set()
+
+    def add(self, k: int, hist: np.ndarray) -> None:
+        self.total = hist.astype(np.int64) if self.total is None else self.total + hist
+        self.chunks.add(k)
+
+
+def _merge(job: Job, merged: Merged) -> np.ndarray:
+    """The whole run's rank histogram: this session's merged summaries plus those stored by earlier ones."""
     g = open_group(job.path, mode="r")
-    total = None
-    for k in range(job.n_chunks):
-        c = counts[k] if k in counts else g["chunk_rank_count"][k]
-        total = c.astype(np.int64) if total is None else total + c
+    total = merged.total
+    for k in sorted(set(range(job.n_chunks)) - merged.chunks):
+        c = g["chunk_rank_count"][k].astype(np.int64)
+        total = c if total is None else total + c
     return total
 
 
 def _execute(job: Job, todo: list[int], client, cluster, scheduler, scheduler_file, workers, synchronous,
-             progress) -> dict[int, np.ndarray]:
+             progress) -> Merged:
     bar = Progress(job, todo, progress)
     try:
         if synchronous or not todo:
@@ -391,28 +404,29 @@ def _fault(job: Job, exc: Exception) -> Exception:
     return exc
 
 
-def _in_process(job: Job, todo: list[int], bar: Progress) -> dict[int, np.ndarray]:
-    results = {}
+def _in_process(job: Job, todo: list[int], bar: Progress) -> Merged:
+    merged = Merged()
     for k in todo:
-        _, results[k] = compute_chunk(job, k)
+        merged.add(*compute_chunk(job, k))
         bar.update(k)
-    return results
+    return merged
 
 
-def _on_client(client, job: Job, todo: list[int], bar: Progress) -> dict[int, np.ndarray]:
+def _on_client(client, job: Job, todo: list[int], bar: Progress) -> Merged:
     from distributed import as_completed
 
     futures = client.map(compute_chunk, [job] * len(todo), todo, key=[f"chunk-{job.key[:8]}-{k}" for k in todo],
                          retries=2, pure=False)
-    results = {}
+    merged = Merged()
     try:
         for fut in as_completed(futures):
             k, hist = fut.result()
-            results[k] = hist
+            merged.add(k, hist)
             bar.update(k)
+            fut.release()
     finally:
         client.cancel(futures)
-    return results
+    return merged
 
 
 class Progress:
