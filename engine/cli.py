@@ -101,7 +101,7 @@ def cmd_score(args) -> int:
     else:
         result = score(load_dataset(src, args.meta), settings=args.settings)
     df = result.to_dataframe().reset_index()[["city", "field", "score", "rank"]]
-    df["score"] = df["score"].astype(float).round(6)
+    df["score"] = df["score"].astype(float).round(4)  # float32 scores: 4 decimals are exact enough
     df = df.sort_values(["field", "rank", "city"], key=lambda c: c.map(_field_order(result)) if c.name == "field"
                         else c)
     if args.out:

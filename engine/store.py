@@ -138,10 +138,11 @@ def read_rows(path: str, name: str, a: int, b: int) -> np.ndarray:
     return sync(get())
 
 
-def finalise(path: Path, rank_count: np.ndarray, attrs: dict) -> None:
+def finalise(path: Path, rank_count: np.ndarray) -> None:
+    """Write the merged rank histogram, then mark the store complete (the last write of a run)."""
     g = open_group(path)
     g["rank_count"][...] = rank_count
-    g.attrs.update({**attrs, "complete": 1, "finished": datetime.now(UTC).isoformat(timespec="seconds")})
+    g.attrs.update({"complete": 1, "finished": datetime.now(UTC).isoformat(timespec="seconds")})
     zarr.consolidate_metadata(str(path))
 
 

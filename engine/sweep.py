@@ -2,7 +2,8 @@
 and returns a small mergeable summary (the rank histogram of its stability rows).
 
 Results do not depend on the number of workers, the chunk size or interruptions: every scenario is a
-pure function of its design row, which the client writes to the store before any task runs.
+pure function of its design row, and each task computes its own rows of the design (Sobol' points are
+fast-forwarded), so any chunk can be recomputed alone.
 """
 
 from __future__ import annotations
@@ -326,10 +327,12 @@ def run(spec: Spec | str | Path, out: str | Path | None = None, client=None, *, 
             print(f"resuming {path}: {len(todo)} of {job.n_chunks} chunks to compute", file=sys.stderr)
         if max_chunks is not None:
             todo = todo[:max_chunks]
-        counts = _execute(job, todo, client, cluster, scheduler, scheduler_file, workers, synchronous, progress)
+        merged = _execute(job, todo, client, cluster, scheduler, scheduler_file, workers, synchronous, progress)
         if max_chunks is None or bool(done_chunks(path).all()):
-            total = _merge(job, counts)
-            finalise(path, total, {})
+            try:
+                finalise(path, _merge(job, merged))
+            except OSError as exc:
+                raise _fault(job, exc) from None
     return open_store(path)
 
 
