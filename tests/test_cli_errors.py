@@ -3,11 +3,16 @@ the fix, no traceback, and no store that looks complete."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from engine.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 GTII = (ROOT / "scenarios" / "gtii-2019.toml").read_text()
@@ -15,9 +20,22 @@ VALUES = "city,field,indicator,value\na,F,x,1\nb,F,x,2\nc,F,x,3\na,F,y,3\nb,F,y,
 META = '[nominal]\nnormalisation = "minmax"\n[[field]]\ncode = "F"\n[[indicator]]\ncode = "x"\n[[indicator]]\ncode = "y"\n'
 
 
-def rankstab(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
+def rankstab(*args: str) -> subprocess.CompletedProcess:
+    """Run the CLI in this process (fast); an exception other than a handled user error fails the test,
+    which is what "no traceback" means. A few tests below also run real `rankstab` processes."""
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    except SystemExit as exc:  # argparse usage errors
+        code = exc.code
+    finally:
+        logging.disable(logging.NOTSET)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+def rankstab_process(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, timeout=300)
 
 
 def spec_with(tmp_path: Path, old: str, new: str, name: str = "bad.toml") -> Path:
@@ -152,3 +170,14 @@ def test_debug_shows_traceback(tmp_path):
     res = subprocess.run([sys.executable, "-m", "engine.cli", "--debug", "validate", "no-such-spec"],
                          capture_output=True, text=True)
     assert res.returncode != 0 and "Traceback" in res.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["validate", "no-such-spec"], "not found"),
+    (["score", "asem", "--set", "aggregation=geometric"], "needs positive values"),
+    (["run", "cn36-2019", "--out", "/no/such/dir/x.zarr"], "does not exist"),
+])
+def test_real_processes_exit_2_without_traceback(args, message):
+    res = rankstab_process(*args)
+    assert res.returncode == 2 and "Traceback" not in res.stderr and message in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) <= 2
