@@ -156,8 +156,9 @@ def analyze(path: str | Path, *, partial: bool = False, num_resamples: int | Non
     out["rbar_mean"] = ("field", rbar.mean(axis=0))
     for q, name in ((0.05, "rbar_q05"), (0.5, "rbar_median"), (0.95, "rbar_q95")):
         out[name] = ("field", np.percentile(rbar, 100 * q, axis=0))
+    all_ranks = _read(path, "rank") if "rank" in store and sobol else None  # read once, used twice
     if "rank" in store:
-        ranks = _read(path, "rank", stab)
+        ranks = all_ranks[stab] if all_ranks is not None else _read(path, "rank", stab)
         corr = correlation_statistics(ranks, nominal_rank)
         for name, v in corr.items():
             out[f"{name}_mean"] = ("field", v.mean(axis=0))
@@ -170,7 +171,8 @@ def analyze(path: str | Path, *, partial: bool = False, num_resamples: int | Non
                             rank=np.arange(1, store.sizes["city"] + 1),
                             city_name=("city", store["city_name"].values))
     if sobol:
-        sens = _sobol(store, num_resamples, conf_level, seed)
+        sens = _sobol(store, num_resamples, conf_level, seed, all_ranks)
+        del all_ranks
         out = out.merge(sens)
         out.attrs.update(sens.attrs)
         if "rank" in out.coords.get("target", []):
@@ -190,7 +192,7 @@ def analyze(path: str | Path, *, partial: bool = False, num_resamples: int | Non
     return out
 
 
-def _sobol(store: xr.Dataset, num_resamples, conf_level, seed) -> xr.Dataset:
+def _sobol(store: xr.Dataset, num_resamples, conf_level, seed, ranks: np.ndarray | None = None) -> xr.Dataset:
     groups = json.loads(store.attrs["factor_groups"])
     factors = list(store["factor"].values)
     grouped = len(groups) < len(factors)
@@ -205,7 +207,7 @@ def _sobol(store: xr.Dataset, num_resamples, conf_level, seed) -> xr.Dataset:
     res: dict[str, list] = {}
     targets = [t for t in TARGETS if t in store]
     for target in targets:
-        values = _read(store.attrs["_path"], target)  # one read of the whole array
+        values = ranks if target == "rank" and ranks is not None else _read(store.attrs["_path"], target)
         per_field = []
         for f in range(n_f):  # one field at a time bounds memory; every city's output in one pass
             per_field.append(sobol_indices(np.ascontiguousarray(values[:, :, f]), **kw))
