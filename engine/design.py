@@ -18,7 +18,7 @@ from scipy.stats import qmc
 
 from .kernel import Batch
 from .methodology import Prep, parse_option
-from .spec import Spec
+from .spec import AGG_LEVELS, Spec
 from .tree import Tree
 
 DISCRETE = ("normalisation", "aggregation", "outlier", "imputation", "exclude", "weight_scheme")
@@ -108,13 +108,19 @@ def decode(spec: Spec, tree: Tree, x: np.ndarray, schemes: np.ndarray) -> Decode
         "exclude": [nom.exclude], "weight_scheme": [nom.weight_scheme],
     }
     multipliers = np.ones((n, len(tree.nodes)))
+    per_level = {lv: np.full(n, nom.aggregation.name, dtype=object) for lv in AGG_LEVELS}
     for j, f in enumerate(spec.factors):
         u = x[:, j]
         if f.kind == "weight":
             multipliers[:, tree.nodes.index(f.node)] *= f.multiplier(u)
+        elif f.kind == "aggregation":
+            for lv in [f.level] if f.level else AGG_LEVELS:
+                per_level[lv] = np.array(f.choices, dtype=object)[f.index(u)]
         else:
             options[f.kind] = list(f.choices)
             idx[f.kind] = f.index(u)
+    uniq, inverse = np.unique(_method_strings(per_level), return_inverse=True)
+    options["aggregation"], idx["aggregation"] = [str(m) for m in uniq], inverse.ravel()
     scheme_names = scheme_order(spec)
     scheme_idx = np.array([scheme_names.index(s) for s in options["weight_scheme"]])[idx["weight_scheme"]]
     w = schemes[scheme_idx] * multipliers
@@ -133,6 +139,28 @@ def decode(spec: Spec, tree: Tree, x: np.ndarray, schemes: np.ndarray) -> Decode
     choices = {k: np.array(options[k])[idx[k]] for k in DISCRETE}
     choices["excluded"] = choices.pop("exclude")
     return Decoded(batch, choices)
+
+
+def _method_strings(per_level: dict[str, np.ndarray]) -> np.ndarray:
+    """``m`` when every level uses m, else ``group/field/overall`` (the kernel's method strings)."""
+    g, f, o = (per_level[lv].astype(str) for lv in AGG_LEVELS)
+    joined = np.char.add(np.char.add(np.char.add(np.char.add(g, "/"), f), "/"), o)
+    return np.where((g == f) & (f == o), g, joined)
+
+
+def aggregation_methods(spec: Spec) -> list[str]:
+    """Every method string the spec's aggregation factors can produce."""
+    from itertools import product
+
+    per_level = {lv: [spec.nominal.aggregation.name] for lv in AGG_LEVELS}
+    for f in spec.factors:
+        if f.kind == "aggregation":
+            for lv in [f.level] if f.level else AGG_LEVELS:
+                per_level[lv] = list(f.choices)
+    if not any(f.kind == "aggregation" and f.level for f in spec.factors):
+        return list(dict.fromkeys(per_level["group"]))
+    combos = product(*(per_level[lv] for lv in AGG_LEVELS))
+    return sorted({c[0] if len(set(c)) == 1 else "/".join(c) for c in combos})
 
 
 def scheme_order(spec: Spec) -> list[str]:

@@ -84,44 +84,66 @@ def evaluate(prep: Prepared, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
     return scores, competition_rank(scores, axis=1)
 
 
+def levels(method: str) -> tuple[str, str, str]:
+    """The (group, field, overall) methods of a method string: ``geometric`` (every level) or
+    ``geometric/arithmetic/arithmetic``."""
+    parts = method.split("/")
+    return (parts[0],) * 3 if len(parts) == 1 else tuple(parts)  # type: ignore[return-value]
+
+
 def _scores(prep: Prepared, p: Prep, method: str, w: np.ndarray) -> np.ndarray:
     tree = prep.tree
-    x = prep.transformed(p, method)
+    m_group, m_field, m_overall = levels(method)
+    x = prep.data(p)
     n_s, (n_c, n_f, n_i) = len(w), x.shape
-    out = np.empty((n_s, n_c, n_f + 1))
-    if method != "copeland" and not np.isnan(x).any():
+    if m_group == m_field == m_overall != "copeland" and not np.isnan(x).any():
+        xt = prep.transformed(p, m_group)
         out32 = np.empty((n_s, n_c, n_f + 1), dtype=np.float32)
-        _linear(x.reshape(n_c * n_f, n_i), tree.effective(w), np.ascontiguousarray(w[:, len(tree.nodes) - n_f:]),
-                METHODS.index(method), out32)
+        _linear(xt.reshape(n_c * n_f, n_i), tree.effective(w), np.ascontiguousarray(w[:, len(tree.nodes) - n_f:]),
+                METHODS.index(m_group), out32)
         return out32
-    fields = _aggregate_tree(tree, x, w, method)
+    out = np.empty((n_s, n_c, n_f + 1))
+    fields = _aggregate_tree(tree, x, w, m_group, m_field, p)
     out[:, :, :n_f] = fields
     if n_f == 1:
         out[:, :, n_f] = fields[:, :, 0]
         return out
     fw = w[:, None, None, len(tree.nodes) - n_f:]
-    v = fields[:, :, None, :]  # the fields are the children of the overall composite
-    if method == "copeland":
-        out[:, :, n_f] = _copeland(v, fw)[:, :, 0]
-    else:
-        out[:, :, n_f] = _untransform(_wmean(_transform(v, method), fw), method)[:, :, 0]
+    out[:, :, n_f] = _combine(fields[:, :, None, :], fw, m_overall, p, "overall")[:, :, 0]
     return out
 
 
-def _aggregate_tree(tree: Tree, x: np.ndarray, w: np.ndarray, method: str) -> np.ndarray:
-    """Field scores (S, C, F) level by level; missing values skipped with weights renormalised."""
+def _aggregate_tree(tree: Tree, x: np.ndarray, w: np.ndarray, m_group: str, m_field: str,
+                    p: Prep | None = None) -> np.ndarray:
+    """Field scores (S, C, F) level by level (groups with ``m_group``, the field score with ``m_field``);
+    missing values skipped with weights renormalised."""
     n_s = len(w)
-    values: dict[int, np.ndarray] = {}  # node index -> (S or 1, C, F) in the method's space
+    values: dict[int, np.ndarray] = {}  # node index -> (S or 1, C, F) scores
     for i in range(tree.n_ind):
         values[i] = x[None, :, :, i]
     for unit, children in tree.steps:
         v = np.stack([np.broadcast_to(values[c], (n_s, *x.shape[:2])) for c in children], axis=-1)
         wc = w[:, children][:, None, None, :]
-        res = _copeland(v, wc) if method == "copeland" else _wmean(v, wc)
+        level = "field" if unit == tree.root else "group"
+        res = _combine(v, wc, m_field if unit == tree.root else m_group, p, level)
         if unit == tree.root:
-            return res if method == "copeland" else _untransform(res, method)
+            return res
         values[tree.n_ind + unit] = res
     raise AssertionError("tree has no root step")
+
+
+def _combine(v: np.ndarray, w: np.ndarray, method: str, p: Prep | None, level: str) -> np.ndarray:
+    """Aggregate children (last axis) with one method; geometric/harmonic need positive values."""
+    if method == "copeland":
+        return _copeland(v, w)
+    if method in ("geometric", "harmonic"):
+        bad = v[~np.isnan(v)]
+        if bad.size and bad.min() <= 0:
+            norm = f" with normalisation {p.normalisation}" if p is not None else ""
+            raise UserError(f"aggregation {method} at the {level} level needs positive values, but the values "
+                            f"to aggregate go down to {bad.min():g}{norm}; pair it with a positive normalisation "
+                            f"such as minmax:1,100")
+    return _untransform(_wmean(_transform(v, method), w), method)
 
 
 def _wmean(v: np.ndarray, w: np.ndarray) -> np.ndarray:

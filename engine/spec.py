@@ -24,6 +24,7 @@ DESIGN_KEYS = ("kind", "n", "second_order", "seed", "chunk", "sampler", "num_res
 FACTOR_KINDS = ("weight", "weight_scheme", "normalisation", "aggregation", "exclude", "imputation", "outlier")
 FACTOR_KEYS = ("name", "kind", "target", "targets", "level", "within", "range", "choices", "group", "prefix")
 STORE_MODES = ("full", "ranks", "summary")
+AGG_LEVELS = ("group", "field", "overall")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Factor:
     node: str = ""
     p: float = 0.0
     choices: tuple[str, ...] = ()
+    level: str = ""  # aggregation only: "group", "field" or "overall"; "" = every level
     nominal: str = ""
 
     @property
@@ -283,6 +285,11 @@ def _factor(f: dict, k: int, ds: xr.Dataset, nominal: Methodology, weight_sets: 
     if not isinstance(choices, list) or len(choices) < 2:
         raise UserError(f"{where}: choices must be a list of at least two options")
     choices = [str(c) for c in choices]
+    level = ""
+    if "level" in f:
+        if kind != "aggregation":
+            raise UserError(f"{where}: level applies to weight and aggregation factors only; remove it")
+        level = check_choice(str(f["level"]), AGG_LEVELS, f"{where} level")
     if kind in OPTION_KINDS:
         canon = [str(parse_option(kind, c)) for c in choices]
         nominal_value = str(getattr(nominal, kind))
@@ -300,7 +307,7 @@ def _factor(f: dict, k: int, ds: xr.Dataset, nominal: Methodology, weight_sets: 
     if nominal_value not in canon:
         raise UserError(f'{where}: the nominal {kind} "{nominal_value}" is not among the choices '
                         f"({', '.join(canon)}); add it to choices or change [nominal]")
-    return [Factor(name=name, kind=kind, group=group, choices=tuple(canon), nominal=nominal_value)]
+    return [Factor(name=name, kind=kind, group=group, choices=tuple(canon), nominal=nominal_value, level=level)]
 
 
 def _weight_factors(f: dict, where: str, ds: xr.Dataset) -> list[Factor]:
@@ -356,24 +363,28 @@ def _check_exclusions(choices: list[str], ds: xr.Dataset, where: str) -> None:
 
 
 def _check_combinations(spec: Spec) -> None:
-    """Every normalisation x aggregation pair that can occur must be computable (e.g. geometric needs
-    positive values)."""
-    from .kernel import Prepared
+    """Every preparation x aggregation combination that can occur must be computable (e.g. geometric
+    needs positive values): each is evaluated once with nominal weights."""
+    from .design import aggregation_methods, weight_schemes
+    from .kernel import Batch, Prepared, evaluate
+    from .methodology import Prep
 
     prep = Prepared(spec.ds)
     norms = _choices(spec, "normalisation") or [str(spec.nominal.normalisation)]
-    aggs = _choices(spec, "aggregation") or [spec.nominal.aggregation.name]
     outs = _choices(spec, "outlier") or [str(spec.nominal.outlier)]
     imps = _choices(spec, "imputation") or [str(spec.nominal.imputation)]
-    from .methodology import Prep
-
-    for n in norms:
-        for o in outs:
-            for i in imps:
-                p = Prep(parse_option("normalisation", n), parse_option("outlier", o),
-                         parse_option("imputation", i), spec.nominal.denominate)
-                for a in aggs:
-                    prep.transformed(p, a)
+    preps = [Prep(parse_option("normalisation", n), parse_option("outlier", o), parse_option("imputation", i),
+                  spec.nominal.denominate) for n in norms for o in outs for i in imps]
+    methods = aggregation_methods(spec)
+    w = prep.tree.renormalise(weight_schemes(spec, prep.tree)[:1])
+    zero = np.zeros(1, dtype=np.int64)
+    for p in preps:
+        for m in methods:
+            evaluate(prep, Batch([p], zero, [m], zero, w))
+    levels = [f.level or "*" for f in spec.factors if f.kind == "aggregation"]
+    if len(levels) > 1 and ("*" in levels or len(set(levels)) < len(levels)):
+        raise UserError(f"{spec.source}: aggregation factors overlap ({', '.join(levels)}); give each its own "
+                        f"level (group, field or overall), or use one factor for every level")
 
 
 def _choices(spec: Spec, kind: str) -> list[str]:

@@ -249,6 +249,10 @@ def varied_choices(spec: Spec) -> list[str]:
 def choice_width(spec: Spec, name: str) -> int:
     """String width of a choice variable: its longest possible value."""
     kind = "exclude" if name == "excluded" else name
+    if kind == "aggregation":
+        from .design import aggregation_methods
+
+        return max(map(len, aggregation_methods(spec)))
     values = [str(v) for f in spec.factors if f.kind == kind for v in f.choices]
     nominal = {"exclude": spec.nominal.exclude, "weight_scheme": spec.nominal.weight_scheme,
                "aggregation": spec.nominal.aggregation.name}

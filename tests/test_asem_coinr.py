@@ -46,11 +46,12 @@ def _score64(settings):
     m = nominal_methodology(ASEM).with_settings(settings)
     prep = Prepared(ASEM)
     batch = methodology_batch(prep, m)
-    x = prep.transformed(m.prep, m.aggregation.name)
+    prep.transformed(m.prep, m.aggregation.name)  # the positivity check of the kernel
     # force the float64 level-by-level path, which is what both fast and general paths compute
     from engine.kernel import _aggregate_tree
 
-    fields = _aggregate_tree(prep.tree, x, batch.weights, m.aggregation.name)
+    method = m.aggregation.name
+    fields = _aggregate_tree(prep.tree, prep.data(m.prep), batch.weights, method, method)
     return fields[0, :, 0]
 
 

@@ -15,6 +15,7 @@ from engine.design import (
     saltelli,
     weight_schemes,
 )
+from engine.errors import UserError
 from engine.kernel import Prepared
 from engine.spec import Spec
 
@@ -77,3 +78,20 @@ def test_decode_maps_u_to_documented_values():
     assert list(dec.choices["normalisation"]) == ["none", "none", "distance_to_leader"]
     assert list(dec.choices["excluded"]) == ["none", "none", "ORG"]
     assert w[0, nodes.index("IT")] == pytest.approx(1 / 7)
+
+
+def test_per_level_aggregation_factors():
+    text = GTII.text.replace("n = 16384", "n = 16").replace(
+        'name = "aggregation"\nkind = "aggregation"\n', 'name = "aggregation"\nkind = "aggregation"\nlevel = "group"\n')
+    text += '\n[[factor]]\nname = "agg_overall"\nkind = "aggregation"\nlevel = "overall"\nchoices = ["arithmetic", "copeland"]\n'
+    spec = Spec.from_text(text)
+    prep = Prepared(spec.ds)
+    x = np.tile(nominal_row(spec), (2, 1))
+    x[1, 14] = 0.5   # group level: geometric (bin 1 of 3)
+    x[1, 16] = 0.9   # overall: copeland
+    dec = decode(spec, prep.tree, x, weight_schemes(spec, prep.tree))
+    assert list(dec.choices["aggregation"]) == ["arithmetic", "geometric/arithmetic/copeland"]
+    overlapping = GTII.text.replace("n = 16384", "n = 16") + (
+        '\n[[factor]]\nname = "agg_field"\nkind = "aggregation"\nlevel = "field"\nchoices = ["arithmetic", "harmonic"]\n')
+    with pytest.raises(UserError, match="aggregation factors overlap"):
+        Spec.from_text(overlapping)

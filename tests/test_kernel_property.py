@@ -261,5 +261,48 @@ def test_fast_and_level_by_level_paths_agree():
                  parse_option("imputation", "none"))
         fast, _ = evaluate(prep, Batch([p], np.zeros(50, int), [method], np.zeros(50, int), w))
         from engine.kernel import _aggregate_tree
-        fields = _aggregate_tree(prep.tree, prep.transformed(p, method), w, method)
+        fields = _aggregate_tree(prep.tree, prep.data(p), w, method, method)
         np.testing.assert_allclose(fast[:, :, :3], fields.astype(np.float32), rtol=1e-6)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(METHODS), st.sampled_from(METHODS), st.sampled_from(METHODS), st.integers(0, 10_000))
+def test_per_level_aggregation(m_group, m_field, m_overall, seed):
+    """A different method at the group, field and overall levels, against the plain reference."""
+    rng = np.random.default_rng(seed)
+    value = rng.uniform(1, 100, (6, 3, 5))
+    value[rng.integers(0, 6), 1, 2] = np.nan
+    parent_ind, parent_grp = [0, 0, 1, 1, -1], [-1, -1]
+    ds = make_dataset(value, np.array([1, 1, -1, 1, 1]), parent_ind, parent_grp)
+    prep = Prepared(ds)
+    w = rng.uniform(0.2, 2.0, (3, 5 + 2 + 3))
+    p = Prep(parse_option("normalisation", "minmax:1,100"), parse_option("outlier", "none"),
+             parse_option("imputation", "none"))
+    method = "/".join((m_group, m_field, m_overall))
+    batch = Batch([p], np.zeros(3, int), [method], np.zeros(3, int), prep.tree.renormalise(w))
+    positive_only = ("geometric", "harmonic")
+    if (m_group == "copeland" and m_field in positive_only) or (
+            "copeland" in (m_group, m_field) and m_overall in positive_only):
+        with pytest.raises(UserError, match="needs positive values"):  # Copeland scores can be <= 0
+            evaluate(prep, batch)
+        return
+    scores, _ = evaluate(prep, batch)
+    x = ref_prepare(value, np.array([1, 1, -1, 1, 1]), parent_ind, "minmax:1,100", "none")
+    for s in range(3):
+        wi, wg, wf = w[s, :5], w[s, 5:7], w[s, 7:]
+
+        def unit(u, f, wi=wi, wg=wg):
+            ind = [i for i in range(5) if parent_ind[i] == u]
+            grp = [g for g in range(2) if parent_grp[g] == u]
+            mat = np.stack([x[:, f, i] for i in ind] + [unit(g, f) for g in grp], axis=1)
+            ws = [wi[i] for i in ind] + [wg[g] for g in grp]
+            m = m_field if u == -1 else m_group
+            if m == "copeland":
+                return np.array(ref_copeland(mat.tolist(), ws))
+            return np.array([ref_mean(list(row), ws, m) for row in mat])
+
+        fields = np.stack([unit(-1, f) for f in range(3)], axis=1)
+        overall = (np.array(ref_copeland(fields.tolist(), list(wf))) if m_overall == "copeland" else
+                   np.array([ref_mean(list(row), list(wf), m_overall) for row in fields]))
+        expected = np.concatenate([fields, overall[:, None]], axis=1)
+        np.testing.assert_allclose(scores[s], expected.astype(np.float32), rtol=2e-6, atol=2e-5)
