@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="one progress line every few seconds (batch logs)")
     s.add_argument("--no-analyze", action="store_true", help="skip the analysis after the run")
     s.add_argument("--no-report", action="store_true", help="skip the HTML report after the run")
+    s.add_argument("--until-ci", type=float, metavar="WIDTH", help="Sobol runs: double N along the same "
+                   "Sobol' sequence until the widest ST confidence half-width is at most WIDTH")
+    s.add_argument("--max-doublings", type=int, default=3, help="at most this many doublings (default 3)")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("analyze", help="rank stability and Sobol indices of a run, written to its store")

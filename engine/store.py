@@ -105,37 +105,33 @@ def done_chunks(path: Path) -> np.ndarray:
     return open_group(path, mode="r")["chunk_done"][:].astype(bool)
 
 
-_ARRAYS: dict[tuple[str, str], zarr.AsyncArray] = {}
+_ARRAYS: dict[tuple[str, str, int], zarr.AsyncArray] = {}
 
 
-async def _array(path: str, name: str) -> zarr.AsyncArray:
-    """The async handle of one array, cached per process (array metadata never changes during a run)."""
-    key = (path, name)
+async def _array(path: str, name: str, n: int = 0) -> zarr.AsyncArray:
+    """The async handle of one array, cached per process and store size ``n`` (array metadata only
+    changes when --until-ci grows the store)."""
+    key = (path, name, n)
     if key not in _ARRAYS:
         _ARRAYS[key] = await zarr.api.asynchronous.open_array(store=path, path=name, mode="r+", zarr_format=3)
     return _ARRAYS[key]
 
 
-async def _write_chunk(path: str, a: int, b: int, k: int, arrays: dict[str, np.ndarray], summary: np.ndarray):
+async def _write_chunk(path: str, a: int, b: int, k: int, arrays: dict[str, np.ndarray], summary: np.ndarray,
+                       n: int):
     async def put(name: str, sel, data) -> None:
-        await (await _array(path, name)).setitem(sel, data)
+        await (await _array(path, name, n)).setitem(sel, data)
 
     await asyncio.gather(*(put(n, slice(a, b), d) for n, d in arrays.items()),
                          put("chunk_rank_count", slice(k, k + 1), summary[None]))
     await put("chunk_done", slice(k, k + 1), np.ones(1, dtype=np.int8))
 
 
-def write_chunk(path: str, a: int, b: int, k: int, arrays: dict[str, np.ndarray], summary: np.ndarray) -> None:
-    """Write one chunk's arrays and its summary concurrently, then its completion flag (last)."""
-    sync(_write_chunk(path, a, b, k, arrays, summary))
-
-
-def read_rows(path: str, name: str, a: int, b: int) -> np.ndarray:
-    """Rows [a, b) of one array (cached handle)."""
-    async def get() -> np.ndarray:
-        return await (await _array(path, name)).getitem(slice(a, b))
-
-    return sync(get())
+def write_chunk(path: str, a: int, b: int, k: int, arrays: dict[str, np.ndarray], summary: np.ndarray,
+                n: int = 0) -> None:
+    """Write one chunk's arrays and its summary concurrently, then its completion flag (last).
+    ``n`` is the store's number of scenarios (it keys the cached array handles)."""
+    sync(_write_chunk(path, a, b, k, arrays, summary, n))
 
 
 def finalise(path: Path, rank_count: np.ndarray) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+import zarr
 
 from . import __version__
 from .dataset import data_hash
@@ -115,7 +116,7 @@ def compute_chunk(job: Job, k: int) -> tuple[int, np.ndarray]:
     if mode in ("full", "ranks"):
         arrays["rank"] = ranks
     hist = rank_histogram(ranks[stability_rows(spec, a, b)])
-    write_chunk(job.path, a, b, k, arrays, hist)
+    write_chunk(job.path, a, b, k, arrays, hist, job.n)
     return k, hist
 
 
@@ -303,21 +304,24 @@ def _check_out(path: Path, spec: Spec, resume: bool, overwrite: bool) -> bool:
 def run(spec: Spec | str | Path, out: str | Path | None = None, client=None, *, resume: bool = False,
         overwrite: bool = False, cluster: str = "local", scheduler: str | None = None,
         scheduler_file: str | None = None, workers: int | None = None, synchronous: bool = False,
-        progress: str | None = None, max_chunks: int | None = None) -> xr.Dataset:
+        progress: str | None = None, max_chunks: int | None = None, grow: bool = False) -> xr.Dataset:
     """Run a spec's sweep into a zarr store and return it opened lazily.
 
     ``client``: a ``distributed.Client`` to use; otherwise one is made from ``cluster``/``scheduler``/
     ``scheduler_file``/``workers`` (an embedded LocalCluster by default), or none with ``synchronous``.
     ``progress``: "bar", "quiet" (a line every few seconds) or None. ``max_chunks`` stops after that many
-    chunks (the store stays incomplete and resumable; used to test interruption).
+    chunks (the store stays incomplete and resumable; used to test interruption). ``grow`` doubles the
+    base samples of a complete Sobol store and computes the new scenarios (see ``--until-ci``).
     """
     if not isinstance(spec, Spec):
         spec = Spec.from_toml(spec)
     path = Path(out) if out else default_out(spec)
     _check_parent(path)
     with lock(path):
-        fresh = _check_out(path, spec, resume, overwrite)
-        if fresh:
+        fresh = _check_out(path, spec, resume or grow, overwrite and not grow)
+        if grow:
+            job = extend(spec, path)
+        elif fresh:
             remove(path)
             try:
                 job = _create(spec, path)
@@ -328,7 +332,8 @@ def run(spec: Spec | str | Path, out: str | Path | None = None, client=None, *, 
             job = _job_from_store(spec, path)
         todo = [int(k) for k in np.flatnonzero(~done_chunks(path))]
         if not fresh and progress:
-            print(f"resuming {path}: {len(todo)} of {job.n_chunks} chunks to compute", file=sys.stderr)
+            verb = f"extending to {job.n:,} scenarios" if grow else "resuming"
+            print(f"{verb} {path}: {len(todo)} of {job.n_chunks} chunks to compute", file=sys.stderr)
         if max_chunks is not None:
             todo = todo[:max_chunks]
         merged = _execute(job, todo, client, cluster, scheduler, scheduler_file, workers, synchronous, progress)
@@ -338,6 +343,31 @@ def run(spec: Spec | str | Path, out: str | Path | None = None, client=None, *, 
             except OSError as exc:
                 raise _fault(job, exc) from None
     return open_store(path)
+
+
+def extend(spec: Spec, path: str | Path) -> Job:
+    """Double the base samples of a complete Sobol store along the same Sobol' sequence: every
+    per-scenario array grows, the new chunks (and a partial last chunk) are marked not done."""
+    path = Path(path)
+    attrs = read_attrs(path)
+    if attrs.get("design_kind") != "sobol" or not attrs.get("complete"):
+        raise UserError(f"{path}: only a complete Sobol run can be extended (--until-ci)")
+    n_old, chunk = int(attrs["n_scenarios"]), int(attrs["chunk"])
+    n_new = 2 * n_old
+    n_chunks = -(-n_new // chunk)
+    g = open_group(path)
+    for arr in g.array_values():
+        dims = arr.metadata.dimension_names or ()
+        if dims and dims[0] in ("scenario", "chunk"):
+            arr.resize((n_new if dims[0] == "scenario" else n_chunks, *arr.shape[1:]))
+    g["scenario"][n_old:] = np.arange(n_old, n_new)
+    g["chunk"][:] = np.arange(n_chunks)
+    if n_old % chunk:  # the old last chunk is partial: recompute it whole (same values for its old rows)
+        g["chunk_done"][n_old // chunk] = 0
+    g.attrs.update(design_n=2 * int(attrs["design_n"]), n_scenarios=n_new, n_chunks=n_chunks, complete=0,
+                   extended=int(attrs.get("extended", 0)) + 1)
+    zarr.consolidate_metadata(str(path))  # readers must see the new shapes
+    return Job(str(path), spec.text, chunk, n_new, spec.hash)
 
 
 def _create(spec: Spec, path: Path) -> Job:
@@ -480,25 +510,35 @@ def run_cli(args) -> int:
     spec = Spec.from_toml(args.spec)
     mode = "quiet" if args.quiet or not sys.stderr.isatty() else "bar"
     t0 = time.perf_counter()
-    store = run(spec, args.out, resume=args.resume, overwrite=args.overwrite, cluster=args.cluster,
-                scheduler=args.scheduler, scheduler_file=args.scheduler_file, workers=args.workers,
-                synchronous=args.synchronous, progress=mode)
+    kw = dict(cluster=args.cluster, scheduler=args.scheduler, scheduler_file=args.scheduler_file,
+              workers=args.workers, synchronous=args.synchronous, progress=mode)
+    store = run(spec, args.out, resume=args.resume, overwrite=args.overwrite, **kw)
     path = Path(args.out) if args.out else default_out(spec)
     el = time.perf_counter() - t0
     n = store.attrs["n_scenarios"]
     print(f"wrote {path} ({n:,} scenarios, {el:.1f} s, {n / el:,.0f} scenarios/s)")
-    if not args.no_analyze:
-        try:
-            from .analysis import analyze, summary_table
-        except ImportError:  # analysis not available in this build
-            return 0
-        result = analyze(path)
-        print(summary_table(result, store))
-        if not args.no_report:
-            try:
-                from .reporting import report
-            except ImportError:
-                return 0
-            html = report(path)
-            print(f"report: {html}")
+    if args.no_analyze and not args.until_ci:
+        return 0
+    from .analysis import analyze, summary_table
+
+    result = analyze(path)
+    if args.until_ci:
+        if spec.design.kind != "sobol":
+            raise UserError("--until-ci needs a Sobol design (kind = \"sobol\")")
+        for _ in range(args.max_doublings):
+            widest = result.attrs["max_ST_conf"]
+            if widest <= args.until_ci:
+                break
+            print(f"widest ST interval +-{widest:.3f} > {args.until_ci}: doubling N", file=sys.stderr)
+            run(spec, path, grow=True, **kw)
+            result = analyze(path)
+        widest = result.attrs["max_ST_conf"]
+        state = "reached" if widest <= args.until_ci else f"not reached after {args.max_doublings} doublings"
+        print(f"convergence: widest ST interval +-{widest:.3f}, target {args.until_ci} {state} "
+              f"(N = {open_store(path).attrs['design_n']:,})")
+    print(summary_table(result))
+    if not args.no_report:
+        from .reporting import report
+
+        print(f"report: {report(path)}")
     return 0

@@ -203,3 +203,20 @@ def test_worker_killed_mid_run(tmp_path, dask_processes):
     assert not errors, errors
     assert done_chunks(out).all()
     assert_same(ref, out)
+
+
+def test_until_ci_doubles_along_the_same_sequence(tmp_path):
+    """`--until-ci` grows N along the same Sobol' sequence: the grown store equals a fresh run at that N."""
+    text = (ROOT / "scenarios" / "cn36-2019.toml").read_text().replace("second_order = true", "second_order = false")
+    (tmp_path / "a.toml").write_text(text.replace("n = 4096", "n = 32\nchunk = 100"))
+    (tmp_path / "b.toml").write_text(text.replace("n = 4096", "n = 128\nchunk = 100"))
+    grown = tmp_path / "grown.zarr"
+    res = subprocess.run([sys.executable, "-m", "engine.cli", "run", str(tmp_path / "a.toml"), "--out", str(grown),
+                          "--synchronous", "--no-report", "--quiet", "--until-ci", "0.0001", "--max-doublings", "2"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "not reached after 2 doublings (N = 128)" in res.stdout
+    fresh = tmp_path / "fresh.zarr"
+    engine.run(tmp_path / "b.toml", out=fresh, synchronous=True)
+    assert_same(fresh, grown)
+    assert verify(grown) == []
