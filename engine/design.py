@@ -18,6 +18,7 @@ from scipy.stats import qmc
 
 from .kernel import Batch
 from .methodology import Prep, parse_option
+from .sobol import block_labels
 from .spec import AGG_LEVELS, Spec
 from .tree import Tree
 
@@ -48,11 +49,6 @@ def saltelli(n_factors: int, group_of: np.ndarray | None, n: int, second_order: 
         parts.append(np.where(swap[None], a[:, None, :], b[:, None, :]))
     parts.append(b[:, None, :])
     return np.concatenate(parts, axis=1).reshape(-1, n_factors)
-
-
-def block_labels(groups: list[str], second_order: bool) -> list[str]:
-    """Row labels within one Saltelli block."""
-    return ["A", *[f"AB_{g}" for g in groups], *([f"BA_{g}" for g in groups] if second_order else []), "B"]
 
 
 def design_rows(spec: Spec, a: int, b: int) -> np.ndarray:
@@ -202,14 +198,6 @@ def pca_weights(tree: Tree, x: np.ndarray, nominal: np.ndarray) -> np.ndarray:
         load = vecs[:, -1] ** 2
         w[cols] = load / load.sum()
     return w
-
-
-def factor_values(spec: Spec, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Human-readable value of each factor per row (multiplier or choice)."""
-    out = {}
-    for j, f in enumerate(spec.factors):
-        out[f.name] = f.multiplier(x[:, j]) if f.kind == "weight" else np.array(f.choices)[f.index(x[:, j])]
-    return out
 
 
 def nominal_row(spec: Spec) -> np.ndarray:

@@ -23,9 +23,10 @@ import zarr
 
 from . import __version__
 from .dataset import data_hash
-from .design import auto_chunk, block_labels, decode, design_rows, nominal_row, row_labels, weight_schemes
+from .design import auto_chunk, decode, design_rows, nominal_row, row_labels, weight_schemes
 from .errors import UserError
 from .kernel import Prepared, evaluate
+from .sobol import block_labels
 from .spec import Spec
 from .store import (
     CHOICE_VARS,
