@@ -154,15 +154,22 @@ def _versions() -> dict:
     return out
 
 
-def nominal(spec: Spec, prep: Prepared, schemes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Nominal scores and ranks (city, field) computed through the same decode path as every scenario."""
+@dataclass
+class Nominal:
+    """The nominal scenario, computed through the same decode path as every other scenario."""
+
+    score: np.ndarray  # (city, field)
+    rank: np.ndarray
+    choices: dict[str, str]  # its discrete choices (the constant value of every choice not varied)
+
+
+def nominal(spec: Spec, prep: Prepared, schemes: np.ndarray) -> Nominal:
     dec = decode(spec, prep.tree, nominal_row(spec)[None], schemes)
     s, r = evaluate(prep, dec.batch)
-    return s[0], r[0]
+    return Nominal(s[0], r[0], {k: str(v[0]) for k, v in dec.choices.items()})
 
 
-def build_layout(spec: Spec, chunk: int, nominal_score: np.ndarray, nominal_rank: np.ndarray,
-                 prep: Prepared) -> tuple[xr.Dataset, list[BigArray]]:
+def build_layout(spec: Spec, chunk: int, nom: Nominal, prep: Prepared) -> tuple[xr.Dataset, list[BigArray]]:
     """The store layout: small variables (coordinates, inputs, nominal) as an eager Dataset, and the
     per-scenario arrays as empty zarr arrays that the tasks fill chunk by chunk."""
     ds, tree = spec.ds, prep.tree
@@ -194,15 +201,14 @@ def build_layout(spec: Spec, chunk: int, nominal_score: np.ndarray, nominal_rank
     if spec.store == "summary":
         big = [b for b in big if b.name != "rank"]
     varied = varied_choices(spec)
-    constant = decode(spec, tree, nominal_row(spec)[None], weight_schemes(spec, tree)).choices
     for name in CHOICE_VARS:
         width = choice_width(spec, name)
-        fill = "" if name in varied else str(constant[name][0])  # constant when not varied: the fill value
+        fill = "" if name in varied else nom.choices[name]  # constant when not varied: the fill value
         big.append(BigArray(name, sc, (n,), f"<U{width}", fill, chunk, {"long_name": f"{name} of the scenario"}))
 
     tpl = xr.Dataset({
-        "nominal_score": (("city", "field"), nominal_score),
-        "nominal_rank": (("city", "field"), nominal_rank),
+        "nominal_score": (("city", "field"), nom.score),
+        "nominal_rank": (("city", "field"), nom.rank),
         "value": ds["value"].reindex(field=fields).reset_coords(drop=True),
         "rank_count": (("city", "field", "rank_value"), np.zeros((n_c, n_f, n_c), dtype=np.int64)),
     })
@@ -374,9 +380,8 @@ def extend(spec: Spec, path: str | Path) -> Job:
 def _create(spec: Spec, path: Path) -> Job:
     prep = Prepared(spec.ds)
     schemes = weight_schemes(spec, prep.tree, prep.data(spec.nominal.prep))
-    n_s, n_r = nominal(spec, prep, schemes)
     chunk = auto_chunk(spec, spec.ds.sizes["city"], spec.ds.sizes["field"])
-    create(path, *build_layout(spec, chunk, n_s, n_r, prep))
+    create(path, *build_layout(spec, chunk, nominal(spec, prep, schemes), prep))
     return Job(str(path), spec.text, chunk, spec.n_scenarios, spec.hash)
 
 
