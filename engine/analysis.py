@@ -19,6 +19,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from .design import stability_rows
 from .errors import UserError
 from .sobol import sobol_indices
 from .store import open_store
@@ -103,14 +104,6 @@ def pair_probability(ranks: np.ndarray, cities: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------- analyze
 
-def _stability_rows(store: xr.Dataset, rows: np.ndarray) -> np.ndarray:
-    if store.attrs["design_kind"] != "sobol":
-        return rows
-    block = int(store.attrs["block_size"])
-    pos = rows % block
-    return rows[(pos == 0) | (pos == block - 1)]
-
-
 def _read(path: str | Path, name: str, rows: np.ndarray | None = None) -> np.ndarray:
     """A whole per-scenario array (or some rows of it) read with zarr directly: faster than through dask."""
     arr = zarr.open_array(str(Path(path) / name), mode="r")
@@ -132,7 +125,6 @@ def analyze(path: str | Path, *, partial: bool = False, num_resamples: int | Non
     """Rank stability (and Sobol indices for Sobol designs) of a store; written to its ``analysis`` group."""
     path = Path(getattr(path, "encoding", {}).get("source", path)) if isinstance(path, xr.Dataset) else Path(path)
     store = open_store(path)
-    store.attrs["_path"] = str(path)
     done, rows = _done_rows(store)
     complete = bool(store.attrs.get("complete")) and done.all()
     sobol = store.attrs["design_kind"] == "sobol"
@@ -150,7 +142,7 @@ def analyze(path: str | Path, *, partial: bool = False, num_resamples: int | Non
     counts = store["chunk_rank_count"].values[done].sum(axis=0)
     stats = rank_statistics(counts, nominal_rank)
 
-    stab = _stability_rows(store, rows)
+    stab = stability_rows(rows, store.attrs["design_kind"], int(store.attrs["block_size"]))
     rbar = _read(path, "rbar", stab)
     out = xr.Dataset({k: v for k, v in stats.items()})
     out["rbar_mean"] = ("field", rbar.mean(axis=0))
@@ -171,7 +163,7 @@ def analyze(path: str | Path, *, partial: bool = False, num_resamples: int | Non
                             rank=np.arange(1, store.sizes["city"] + 1),
                             city_name=("city", store["city_name"].values))
     if sobol:
-        sens = _sobol(store, num_resamples, conf_level, seed, all_ranks)
+        sens = _sobol(path, store, num_resamples, conf_level, seed, all_ranks)
         del all_ranks
         out = out.merge(sens)
         out.attrs.update(sens.attrs)
@@ -192,7 +184,8 @@ def analyze(path: str | Path, *, partial: bool = False, num_resamples: int | Non
     return out
 
 
-def _sobol(store: xr.Dataset, num_resamples, conf_level, seed, ranks: np.ndarray | None = None) -> xr.Dataset:
+def _sobol(path: Path, store: xr.Dataset, num_resamples, conf_level, seed,
+           ranks: np.ndarray | None = None) -> xr.Dataset:
     groups = json.loads(store.attrs["factor_groups"])
     factors = list(store["factor"].values)
     grouped = len(groups) < len(factors)
@@ -207,7 +200,7 @@ def _sobol(store: xr.Dataset, num_resamples, conf_level, seed, ranks: np.ndarray
     res: dict[str, list] = {}
     targets = [t for t in TARGETS if t in store]
     for target in targets:
-        values = ranks if target == "rank" and ranks is not None else _read(store.attrs["_path"], target)
+        values = ranks if target == "rank" and ranks is not None else _read(path, target)
         per_field = []
         for f in range(n_f):  # one field at a time bounds memory; every city's output in one pass
             per_field.append(sobol_indices(np.ascontiguousarray(values[:, :, f]), **kw))
@@ -226,7 +219,7 @@ def _sobol(store: xr.Dataset, num_resamples, conf_level, seed, ranks: np.ndarray
             out["S2"] = (("target", dim, f"{dim}_other", *cf), np.stack(res["S2"]))
             out["S2_conf"] = (("target", dim, f"{dim}_other", *cf), np.stack(res["S2_conf"]))
         out = out.assign_coords(target=targets)
-    rb = sobol_indices(_read(store.attrs["_path"], "rbar").astype(np.float64), **kw)
+    rb = sobol_indices(_read(path, "rbar").astype(np.float64), **kw)
     for key in ("S1", "ST", "S1_conf", "ST_conf"):
         out[f"{key}_rbar"] = ((dim, "field"), rb[key])
     out = out.assign_coords({dim: names})

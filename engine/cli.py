@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, check_output_folder
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -109,7 +109,7 @@ def cmd_score(args) -> int:
                         else c)
     if args.out:
         out = Path(args.out)
-        _writable(out)
+        check_output_folder(out)
         df.to_csv(out, index=False)
         print(f"wrote {len(df)} rows to {out}")
     else:
@@ -119,16 +119,6 @@ def cmd_score(args) -> int:
 
 def _field_order(result) -> dict:
     return {f: k for k, f in enumerate(result["field"].values)}
-
-
-def _writable(path: Path) -> None:
-    parent = path.expanduser().resolve().parent
-    if not parent.is_dir():
-        raise UserError(f"{path}: the folder {parent} does not exist; create it or choose another path")
-    import os
-
-    if not os.access(parent, os.W_OK):
-        raise UserError(f"{path}: the folder {parent} is not writable; choose another path")
 
 
 def cmd_validate(args) -> int:

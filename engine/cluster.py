@@ -449,21 +449,22 @@ def _local_cluster(workers: int | None, options: dict, env: Mapping[str, str | N
     config = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in chosen.items()}
     config["logging.distributed"] = "warning"
     try:
-        for key, value in chosen.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        _set_environ(chosen)
         with dask.config.set(config):
             return distributed.LocalCluster(**kwargs)
     except (ValueError, TypeError) as exc:
         raise UserError(f"cannot start the local cluster: {exc}") from exc
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        _set_environ(saved)
+
+
+def _set_environ(values: Mapping[str, str | None]) -> None:
+    """Set (or, for None, remove) environment variables of this process."""
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def _local_memory_limit(n: int) -> int:

@@ -51,6 +51,14 @@ def saltelli(n_factors: int, group_of: np.ndarray | None, n: int, second_order: 
     return np.concatenate(parts, axis=1).reshape(-1, n_factors)
 
 
+def stability_rows(rows: np.ndarray, kind: str, block_size: int) -> np.ndarray:
+    """The rows used for rank statistics: all (Monte Carlo) or the A and B rows of each Saltelli block."""
+    if kind != "sobol":
+        return rows
+    pos = rows % block_size
+    return rows[(pos == 0) | (pos == block_size - 1)]
+
+
 def design_rows(spec: Spec, a: int, b: int) -> np.ndarray:
     """Rows [a, b) of the unit-hypercube design (one row per scenario, one column per factor), computed
     without the others: Sobol' points are fast-forwarded, the pseudo-random stream is advanced, so any

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -16,6 +18,15 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """A ' (did you mean "x"?)' hint, or '' when nothing is close."""
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
     return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+def check_output_folder(path: Path, flag: str = "--out") -> None:
+    """The folder an output goes into must exist and be writable."""
+    parent = Path(path).expanduser().resolve().parent
+    if not parent.is_dir():
+        raise UserError(f"{path}: the folder {parent} does not exist; create it or choose another {flag}")
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"{path}: the folder {parent} is not writable; choose another {flag}")
 
 
 def check_choice(value: str, choices: Iterable[str], what: str) -> str:

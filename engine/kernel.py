@@ -61,11 +61,7 @@ class Prepared:
         if key not in self.cache:
             x = self.data(prep)
             if method in ("geometric", "harmonic"):
-                bad = np.nanmin(x)
-                if bad <= 0:
-                    raise UserError(
-                        f"aggregation {method} needs positive values, but normalisation {prep.normalisation} "
-                        f"gives {bad:g}; pair it with a positive normalisation such as minmax:1,100")
+                _require_positive(x, method, prep)
                 x = np.log(x) if method == "geometric" else 1.0 / x
             self.cache[key] = x
         return self.cache[key]
@@ -137,13 +133,19 @@ def _combine(v: np.ndarray, w: np.ndarray, method: str, p: Prep | None, level: s
     if method == "copeland":
         return _copeland(v, w)
     if method in ("geometric", "harmonic"):
-        bad = v[~np.isnan(v)]
-        if bad.size and bad.min() <= 0:
-            norm = f" with normalisation {p.normalisation}" if p is not None else ""
-            raise UserError(f"aggregation {method} at the {level} level needs positive values, but the values "
-                            f"to aggregate go down to {bad.min():g}{norm}; pair it with a positive normalisation "
-                            f"such as minmax:1,100")
+        _require_positive(v, method, p, level)
     return _untransform(_wmean(_transform(v, method), w), method)
+
+
+def _require_positive(v: np.ndarray, method: str, p: Prep | None, level: str = "") -> None:
+    """Geometric and harmonic means need positive values: a clear error, never a silent NaN."""
+    present = v[~np.isnan(v)]
+    if not present.size or present.min() > 0:
+        return
+    where = f" at the {level} level" if level else ""
+    norm = f" with normalisation {p.normalisation}" if p is not None else ""
+    raise UserError(f"aggregation {method}{where} needs positive values, but the values to aggregate go down "
+                    f"to {present.min():g}{norm}; pair it with a positive normalisation such as minmax:1,100")
 
 
 def _wmean(v: np.ndarray, w: np.ndarray) -> np.ndarray:

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .errors import UserError
+from .errors import UserError, check_output_folder
 
 DPI = 100
 CONF_LIMIT = 0.2  # a Sobol index whose bootstrap half-width exceeds this is marked unreliable
@@ -87,11 +87,7 @@ def _out_path(store: Path, out) -> Path:
         target = Path(out).expanduser()
         if target.is_dir() or str(out).endswith(("/", os.sep)):
             target = target / name
-    parent = target.resolve().parent
-    if not parent.is_dir():
-        raise UserError(f"{target}: the folder {parent} does not exist; create it or choose another --out")
-    if not os.access(parent, os.W_OK):
-        raise UserError(f"{target}: the folder {parent} is not writable; choose another --out")
+    check_output_folder(target)
     if target.is_dir():
         raise UserError(f"{target} is a folder; give an .html file path as --out")
     return target

@@ -9,7 +9,6 @@ fast-forwarded), so any chunk can be recomputed alone.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 import time
@@ -23,8 +22,8 @@ import zarr
 
 from . import __version__
 from .dataset import data_hash
-from .design import auto_chunk, decode, design_rows, nominal_row, row_labels, weight_schemes
-from .errors import UserError
+from .design import auto_chunk, decode, design_rows, nominal_row, row_labels, stability_rows, weight_schemes
+from .errors import UserError, check_output_folder
 from .kernel import Prepared, evaluate
 from .sobol import block_labels
 from .spec import Spec
@@ -116,18 +115,9 @@ def compute_chunk(job: Job, k: int) -> tuple[int, np.ndarray]:
         arrays["score"] = scores
     if mode in ("full", "ranks"):
         arrays["rank"] = ranks
-    hist = rank_histogram(ranks[stability_rows(spec, a, b)])
+    hist = rank_histogram(ranks[stability_rows(np.arange(a, b), spec.design.kind, spec.block_size) - a])
     write_chunk(job.path, a, b, k, arrays, hist, job.n)
     return k, hist
-
-
-def stability_rows(spec: Spec, a: int, b: int) -> np.ndarray:
-    """Rows of [a, b) used for rank statistics: all (Monte Carlo) or the A and B rows (Sobol)."""
-    rows = np.arange(a, b)
-    if spec.design.kind != "sobol":
-        return rows - a
-    pos = rows % spec.block_size
-    return np.flatnonzero((pos == 0) | (pos == spec.block_size - 1))
 
 
 def rank_histogram(ranks: np.ndarray) -> np.ndarray:
@@ -274,13 +264,9 @@ def default_out(spec: Spec) -> Path:
 
 def _check_parent(path: Path) -> None:
     parent = path.expanduser().resolve().parent
-    if not parent.is_dir():
-        if parent.parent.is_dir() and parent.name == RESULTS.name:
-            parent.mkdir()
-        else:
-            raise UserError(f"{path}: the folder {parent} does not exist; create it or choose another --out")
-    if not os.access(parent, os.W_OK):
-        raise UserError(f"{path}: the folder {parent} is not writable; choose another --out")
+    if not parent.is_dir() and parent.parent.is_dir() and parent.name == RESULTS.name:
+        parent.mkdir()  # the default results/ folder
+    check_output_folder(path)
 
 
 def _check_out(path: Path, spec: Spec, resume: bool, overwrite: bool) -> bool:
