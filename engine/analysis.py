@@ -19,14 +19,12 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from .design import stability_rows
 from .errors import UserError
-from .sobol import sobol_indices
 from .store import open_store
+from .summary import TARGETS, Plan, Summary
 
 TOPS = (1, 3, 10)
 RARE = 0.99  # a rank held in at least this share of scenarios is "nearly constant"
-TARGETS = ("rank", "score")
 
 
 # ------------------------------------------------------------------------------------- rank statistics
@@ -72,166 +70,125 @@ def rank_statistics(counts: np.ndarray, nominal_rank: np.ndarray) -> dict[str, t
     }
 
 
-def correlation_statistics(ranks: np.ndarray, nominal_rank: np.ndarray, block: int = 1024) -> dict[str, np.ndarray]:
-    """Spearman and Kendall (tau-b) correlation of each scenario's ranking with the nominal one, per field:
-    (scenario, field). Ranks are (scenario, city, field) int; ties as given (competition ranks).
-    Computed in blocks of scenarios to bound memory."""
-    nom = nominal_rank.astype(np.float64)
-    nc = nom - nom.mean(axis=0, keepdims=True)
-    i, j = np.triu_indices(nom.shape[0], 1)
-    b = np.sign(nom[i, :] - nom[j, :]).astype(np.int8)[None]
-    nb = (b != 0).sum(axis=1)
-    spearman = np.empty((len(ranks), nom.shape[1]))
-    kendall = np.empty_like(spearman)
-    for lo in range(0, len(ranks), block):
-        r = ranks[lo:lo + block].astype(np.float64)
-        rc = r - r.mean(axis=1, keepdims=True)
-        den = np.sqrt((rc**2).sum(axis=1) * (nc**2).sum(axis=0)[None])
-        spearman[lo:lo + block] = np.divide((rc * nc[None]).sum(axis=1), den, out=np.ones_like(den), where=den > 0)
-        ri = ranks[lo:lo + block].astype(np.int16)
-        a = np.sign(ri[:, i, :] - ri[:, j, :]).astype(np.int8)
-        num = (a * b).sum(axis=1, dtype=np.int64)
-        den = np.sqrt((a != 0).sum(axis=1) * nb)
-        kendall[lo:lo + block] = np.divide(num, den, out=np.ones(num.shape), where=den > 0)
-    return {"spearman": spearman, "kendall": kendall}
-
-
-def pair_probability(ranks: np.ndarray, cities: np.ndarray) -> np.ndarray:
-    """P(city a ranks strictly above city b) for the given city indices: (field, a, b)."""
-    sub = ranks[:, cities, :].astype(np.int32)
-    return (sub[:, :, None, :] < sub[:, None, :, :]).mean(axis=0).transpose(2, 0, 1)
-
-
-# ------------------------------------------------------------------------------------------- analyze
-
-def _read(path: str | Path, name: str, rows: np.ndarray | None = None) -> np.ndarray:
-    """A whole per-scenario array (or some rows of it) read with zarr directly: faster than through dask."""
-    arr = zarr.open_array(str(Path(path) / name), mode="r")
-    if rows is None or (rows.size == arr.shape[0] and rows.size and rows[-1] == rows.size - 1):
-        return arr[:]
-    return arr.get_orthogonal_selection((rows,)) if rows.size else np.zeros((0, *arr.shape[1:]), arr.dtype)
-
-
-def _done_rows(store: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
-    done = store["chunk_done"].values.astype(bool)
-    chunk, n = int(store.attrs["chunk"]), int(store.attrs["n_scenarios"])
-    rows = np.concatenate([np.arange(k * chunk, min((k + 1) * chunk, n)) for k in np.flatnonzero(done)] or
-                          [np.zeros(0, np.int64)])
-    return done, rows
-
-
 def analyze(path: str | Path, *, partial: bool = False, num_resamples: int | None = None,
             conf_level: float | None = None, write: bool = True, seed: int = 0) -> xr.Dataset:
-    """Rank stability (and Sobol indices for Sobol designs) of a store; written to its ``analysis`` group."""
+    """Rank stability (and Sobol indices for Sobol designs) of a store; written to its ``analysis`` group.
+
+    Summarises the store chunk by chunk (stored ranks and scores, or recomputed ones when the store keeps
+    only summaries): memory stays bounded whatever the number of scenarios."""
     path = Path(getattr(path, "encoding", {}).get("source", path)) if isinstance(path, xr.Dataset) else Path(path)
     store = open_store(path)
-    done, rows = _done_rows(store)
+    done = store["chunk_done"].values.astype(bool)
     complete = bool(store.attrs.get("complete")) and done.all()
-    sobol = store.attrs["design_kind"] == "sobol"
     if not complete:
+        plan = Plan.from_store(store)
+        n_done = sum(b - a for a, b in map(plan.bounds, np.flatnonzero(done)))
         msg = (f"{path} is incomplete: {int(done.sum())} of {done.size} chunks done "
-               f"({rows.size:,} of {int(store.attrs['n_scenarios']):,} scenarios)")
+               f"({n_done:,} of {plan.n_scenarios:,} scenarios)")
         if not partial:
             raise UserError(f"{msg}; finish it with `rankstab run SPEC --out {path} --resume`, or analyse the "
                             f"completed part with --partial (Monte Carlo runs only); nothing was analysed")
-        if sobol:
+        if plan.sobol:
             raise UserError(f"{msg}; a Sobol design needs every Saltelli block: finish it with --resume")
-        if not rows.size:
+        if not n_done:
             raise UserError(f"{msg}; there is nothing to analyse yet")
-    nominal_rank = store["nominal_rank"].values.astype(np.int64)
-    counts = store["chunk_rank_count"].values[done].sum(axis=0)
-    stats = rank_statistics(counts, nominal_rank)
-
-    stab = stability_rows(rows, store.attrs["design_kind"], int(store.attrs["block_size"]))
-    rbar = _read(path, "rbar", stab)
-    out = xr.Dataset({k: v for k, v in stats.items()})
-    out["rbar_mean"] = ("field", rbar.mean(axis=0))
-    for q, name in ((0.05, "rbar_q05"), (0.5, "rbar_median"), (0.95, "rbar_q95")):
-        out[name] = ("field", np.percentile(rbar, 100 * q, axis=0))
-    all_ranks = _read(path, "rank") if "rank" in store and sobol else None  # read once, used twice
-    if "rank" in store:
-        ranks = all_ranks[stab] if all_ranks is not None else _read(path, "rank", stab)
-        corr = correlation_statistics(ranks, nominal_rank)
-        for name, v in corr.items():
-            out[f"{name}_mean"] = ("field", v.mean(axis=0))
-            out[f"{name}_q05"] = ("field", np.percentile(v, 5, axis=0))
-            out[f"{name}_q95"] = ("field", np.percentile(v, 95, axis=0))
-        order = np.argsort(nominal_rank[:, -1], kind="stable")[:10]
-        out["pair_prob"] = (("field", "top_city", "top_city_other"), pair_probability(ranks, order))
-        out = out.assign_coords(top_city=store["city"].values[order], top_city_other=store["city"].values[order])
-    out = out.assign_coords(city=store["city"].values, field=store["field"].values, top=list(TOPS),
-                            rank=np.arange(1, store.sizes["city"] + 1),
-                            city_name=("city", store["city_name"].values))
-    if sobol:
-        sens = _sobol(path, store, num_resamples, conf_level, seed, all_ranks)
-        del all_ranks
-        out = out.merge(sens)
-        out.attrs.update(sens.attrs)
-        if "rank" in out.coords.get("target", []):
-            # a rank that almost never moves has a tiny variance: its indices are unreliable and flagged
-            rare = (out["rank_prob"].max("rank") >= RARE) & ~out["constant"].sel(target="rank", drop=True)
-            out["nearly_constant"] = rare
-            st_conf = out["ST_conf"].where(~(rare & (out["target"] == "rank")))
-            out.attrs["max_ST_conf"] = float(np.nanmax(st_conf.values))
-            out.attrs["nearly_constant_share"] = RARE
-    out.attrs.update(
-        n_stability_scenarios=int(stab.size), partial=int(not complete), design_kind=store.attrs["design_kind"],
-        percentile_convention="R type 7 (numpy linear)", spec_hash=store.attrs["spec_hash"],
-        description="rank stability (and Sobol sensitivity) of every city x field rank",
-    )
+    plan = Plan.from_store(store, num_resamples, seed)
+    summary = summarise_store(path, store, plan, [int(k) for k in np.flatnonzero(done)])
+    out = build(store, summary, complete, conf_level)
     if write:
-        _write(path, out)
+        write_analysis(path, out)
     return out
 
 
-def _sobol(path: Path, store: xr.Dataset, num_resamples, conf_level, seed,
-           ranks: np.ndarray | None = None) -> xr.Dataset:
+def summarise_store(path: Path, store: xr.Dataset, plan: Plan, chunks: list[int]) -> Summary:
+    """A summary of the given chunks from the stored scores and ranks (recomputed if not stored)."""
+    summary = Summary(plan)
+    stored = "rank" in store and "score" in store
+    if stored:
+        rank, score = (zarr.open_array(str(path / name), mode="r") for name in ("rank", "score"))
+    for k in chunks:
+        a, b = plan.bounds(k)
+        if stored:
+            summary.add(k, score[a:b], rank[a:b])
+        else:
+            from .sweep import outputs
+
+            summary.add(k, *outputs(str(path), store.attrs["spec_toml"], a, b))
+    return summary
+
+
+def build(store: xr.Dataset, summary: Summary, complete: bool = True, conf_level: float | None = None) -> xr.Dataset:
+    """The analysis dataset of a summary (see the module docstring for its variables)."""
+    plan = summary.plan
+    stats = rank_statistics(summary.rank_count, plan.nominal_rank)
+    out = xr.Dataset({k: v for k, v in stats.items()})
+    table = summary.stability_table()
+    n_stab = len(table)
+    for i, name in enumerate(("rbar", "spearman", "kendall")):
+        v = table[:, :, i]
+        out[f"{name}_mean"] = ("field", v.mean(axis=0))
+        for q in (5, 50, 95) if name == "rbar" else (5, 95):
+            label = "median" if q == 50 else f"q{q:02d}"
+            out[f"{name}_{label}"] = ("field", np.percentile(v, q, axis=0))
+    top = plan.top
+    out["pair_prob"] = (("field", "top_city", "top_city_other"), summary.above / max(n_stab, 1))
+    cities = store["city"].values
+    out = out.assign_coords(city=cities, field=store["field"].values, top=list(TOPS),
+                            rank=np.arange(1, store.sizes["city"] + 1),
+                            city_name=("city", store["city_name"].values),
+                            top_city=cities[top], top_city_other=cities[top])
+    if summary.sums:
+        conf = float(conf_level or store.attrs.get("conf_level", 0.95))
+        sens = _sobol(store, summary, conf)
+        out = out.merge(sens)
+        out.attrs.update(sens.attrs)
+        # a rank that almost never moves has a tiny variance: its indices are unreliable and flagged
+        rare = (out["rank_prob"].max("rank") >= RARE) & ~out["constant"].sel(target="rank", drop=True)
+        out["nearly_constant"] = rare
+        st_conf = out["ST_conf"].where(~(rare & (out["target"] == "rank")))
+        out.attrs["max_ST_conf"] = float(np.nanmax(st_conf.values))
+        out.attrs["nearly_constant_share"] = RARE
+    out.attrs.update(
+        n_stability_scenarios=int(n_stab), n_scenarios=plan.n_scenarios, partial=int(not complete),
+        design_kind=plan.kind,
+        percentile_convention="R type 7 (numpy linear)", spec_hash=store.attrs["spec_hash"],
+        description="rank stability (and Sobol sensitivity) of every city x field rank",
+    )
+    return out
+
+
+def _sobol(store: xr.Dataset, summary: Summary, conf: float) -> xr.Dataset:
+    plan = summary.plan
     groups = json.loads(store.attrs["factor_groups"])
     factors = list(store["factor"].values)
     grouped = len(groups) < len(factors)
     dim = "factor_group" if grouped else "factor"
     names = groups if grouped else factors
-    D = len(names)
-    second = bool(store.attrs["second_order"])
-    R = int(num_resamples or store.attrs.get("num_resamples", 100))
-    conf = float(conf_level or store.attrs.get("conf_level", 0.95))
-    kw = dict(D=D, second_order=second, num_resamples=R, conf_level=conf, seed=seed + 1)
-    n_f = store.sizes["field"]
-    res: dict[str, list] = {}
-    targets = [t for t in TARGETS if t in store]
-    for target in targets:
-        values = ranks if target == "rank" and ranks is not None else _read(path, target)
-        per_field = []
-        for f in range(n_f):  # one field at a time bounds memory; every city's output in one pass
-            per_field.append(sobol_indices(np.ascontiguousarray(values[:, :, f]), **kw))
-        del values
-        for key in per_field[0]:
-            res.setdefault(key, []).append(np.stack([p[key] for p in per_field], axis=-1))
-    out = xr.Dataset()
+    n_c, n_f = plan.nominal_rank.shape
+    res = {t: summary.sums[t].result(conf) for t in TARGETS}
     cf = ("city", "field")
-    if targets:
-        out["S1"] = (("target", dim, *cf), np.stack(res["S1"]))
-        out["ST"] = (("target", dim, *cf), np.stack(res["ST"]))
-        out["S1_conf"] = (("target", dim, *cf), np.stack(res["S1_conf"]))
-        out["ST_conf"] = (("target", dim, *cf), np.stack(res["ST_conf"]))
-        out["constant"] = (("target", *cf), np.stack(res["constant"]))
-        if second:
-            out["S2"] = (("target", dim, f"{dim}_other", *cf), np.stack(res["S2"]))
-            out["S2_conf"] = (("target", dim, f"{dim}_other", *cf), np.stack(res["S2_conf"]))
-        out = out.assign_coords(target=targets)
-    rb = sobol_indices(_read(path, "rbar").astype(np.float64), **kw)
+
+    def stack(key: str, lead: int) -> np.ndarray:
+        return np.stack([res[t][key].reshape(*res[t][key].shape[:lead], n_c, n_f) for t in TARGETS])
+
+    out = xr.Dataset({key: (("target", dim, *cf), stack(key, 1)) for key in ("S1", "ST", "S1_conf", "ST_conf")})
+    out["constant"] = (("target", *cf), stack("constant", 0))
+    if plan.second_order:
+        for key in ("S2", "S2_conf"):
+            out[key] = (("target", dim, f"{dim}_other", *cf), stack(key, 2))
+    rb = summary.sums["rbar"].result(conf)
     for key in ("S1", "ST", "S1_conf", "ST_conf"):
         out[f"{key}_rbar"] = ((dim, "field"), rb[key])
-    out = out.assign_coords({dim: names})
-    if second:
+    out = out.assign_coords({"target": list(TARGETS), dim: names})
+    if plan.second_order:
         out = out.assign_coords({f"{dim}_other": names})
-    widest = float(np.nanmax(out["ST_conf"].values)) if "ST_conf" in out else float(np.nanmax(rb["ST_conf"]))
-    out.attrs.update(num_resamples=R, conf_level=conf, max_ST_conf=widest, sobol_dim=dim,
+    out.attrs.update(num_resamples=plan.num_resamples, conf_level=conf,
+                     max_ST_conf=float(np.nanmax(out["ST_conf"].values)), sobol_dim=dim,
                      estimators="S1 Saltelli 2010, ST Jansen 1999, S2 as SALib; bootstrap over base samples")
     return out
 
 
-def _write(path: Path, out: xr.Dataset) -> None:
+def write_analysis(path: Path, out: xr.Dataset) -> None:
     try:
         out.to_zarr(str(path), group="analysis", mode="w", zarr_format=3, consolidated=False)
         zarr.consolidate_metadata(str(path))

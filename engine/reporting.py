@@ -148,7 +148,8 @@ class _Context:
         done = done_chunks(path)
         complete = bool(attrs.get("complete")) and bool(done.all())
         a = _open_analysis(path)
-        stale = a is None or a.attrs.get("spec_hash") != attrs.get("spec_hash") or bool(
+        stale = a is None or a.attrs.get("spec_hash") != attrs.get("spec_hash") or a.attrs.get(
+            "n_scenarios") != attrs.get("n_scenarios") or bool(
             complete and a.attrs.get("partial"))
         if not complete and (stale or not a.attrs.get("partial")):
             raise UserError(f"{path} is incomplete ({int(done.sum())} of {done.size} chunks done); finish it with "

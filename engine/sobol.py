@@ -1,27 +1,34 @@
-"""Sobol' indices for many outputs at once: SALib 1.6's estimators, vectorised over outputs and resamples.
+"""Sobol' indices for many outputs at once: SALib 1.6's estimators, vectorised over outputs and resamples,
+and accumulable chunk by chunk.
 
 Rows follow ``SALib.sample.sobol.sample``: for each base sample, consecutive rows
 A, AB_1..AB_D, [BA_1..BA_D when sampled with second order], B (D = number of groups when
 groups are given). Estimators are those of ``SALib.analyze.sobol.analyze``: every output is first
-normalised as ``(Y - Y.mean()) / Y.std()`` over all its rows (this matters: S1 and S2 are not
-shift-invariant), then S1 = mean(B*(AB-A))/var (Saltelli 2010), ST = 0.5*mean((A-AB)**2)/var (Jansen),
-S2 as Saltelli 2002, var = var(r_[A, B]) with ddof 0; each index is 0 when var <= float eps.
+normalised as ``(Y - Y.mean()) / Y.std()`` over all its rows, then S1 = mean(B*(AB-A))/var (Saltelli 2010),
+ST = 0.5*mean((A-AB)**2)/var (Jansen), S2 as Saltelli 2002, var = var(r_[A, B]) with ddof 0; each index
+is 0 when var <= float eps.
 
-Every bootstrap statistic is a sum over base samples weighted by how often a resample drew them,
-so all outputs and resamples are matmuls: terms (outputs·T × base samples) @ counts (base samples × R),
-over chunks of outputs and blocks of base samples (a numba kernel writes the terms).
+The normalisation is undone algebraically, so every estimator is a ratio of sums of raw terms over base
+samples (outputs shifted by a constant known in advance, e.g. the nominal value). :class:`SobolSums` adds
+those sums block by block: any set of whole Saltelli blocks, in any order, on any process, then
+``merge`` and ``result``. Every bootstrap statistic is the same sum weighted by how often a resample drew
+each base sample, so all outputs and resamples are matmuls: terms (outputs·T × base samples) @ counts
+(base samples × R). For integer outputs (ranks) the sums are exact, so they do not depend on the order
+or grouping of the blocks.
 """
 
 from __future__ import annotations
 
+import statistics
+
 import numba
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import norm
 
 _EPS = np.finfo(float).eps
 _CHUNK_TERMS = 4096  # outputs per chunk × terms per output: rows of one matmul
 _BLOCK_BYTES = 32 * 2**20  # scratch for one block of base samples × one chunk of outputs
+_EXACT32 = 2.0**24  # integers below this add exactly in float32
 
 
 def block_labels(names: list[str], second_order: bool) -> list[str]:
@@ -49,46 +56,56 @@ def resample_counts(n: int, num_resamples: int, seed: int | None) -> np.ndarray:
     return np.bincount(flat, minlength=n * num_resamples).reshape(num_resamples, n)
 
 
+_COUNTS: dict[tuple, np.ndarray] = {}
+
+
+def _counts_t(n: int, R: int, seed: int | None, dtype) -> np.ndarray:
+    """(n, R) resample counts in ``dtype``, cached per process (the last few designs)."""
+    key = (n, R, seed, np.dtype(dtype).str)
+    if key not in _COUNTS:
+        if len(_COUNTS) > 4:
+            _COUNTS.clear()
+        _COUNTS[key] = np.ascontiguousarray(resample_counts(n, R, seed).T, dtype=dtype)
+    return _COUNTS[key]
+
+
 _FASTMATH = {"reassoc", "contract"}  # lets sums vectorise; NaN/inf semantics kept
 
 
-@numba.njit(parallel=True, fastmath=_FASTMATH, cache=True)
-def _moments(Y, nblocks):  # pragma: no cover - compiled
-    """Mean, std (ddof 0) and whether it varies, of every column of Y (one pass, shifted by row 0)."""
+@numba.njit(cache=True, nogil=True)
+def _moments(Y, shift):  # pragma: no cover - compiled
+    """Sums of (Y - shift) and its square, and the min and max of Y - shift, of every column."""
     rows, M = Y.shape
-    shift = Y[0].astype(np.float64)
-    s = np.zeros((nblocks, M))
-    s2 = np.zeros((nblocks, M))
-    ndiff = np.zeros((nblocks, M))
-    for b in numba.prange(nblocks):
-        for r in range(b * rows // nblocks, (b + 1) * rows // nblocks):
-            for m in range(M):
-                v = Y[r, m] - shift[m]
-                s[b, m] += v
-                s2[b, m] += v * v
-                ndiff[b, m] += v != 0
-    mean = s.sum(axis=0) / rows
-    var = np.maximum(s2.sum(axis=0) / rows - mean * mean, 0.0)
-    return shift + mean, np.sqrt(var), ndiff.sum(axis=0) > 0
+    s, s2 = np.zeros(M), np.zeros(M)
+    lo, hi = np.full(M, np.inf), np.full(M, -np.inf)
+    for r in range(rows):
+        for m in range(M):
+            v = Y[r, m] - shift[m]
+            s[m] += v
+            s2[m] += v * v
+            lo[m] = min(lo[m], v)
+            hi[m] = max(hi[m], v)
+    return s, s2, lo, hi
 
 
-@numba.njit(parallel=True, fastmath=_FASTMATH, cache=True)
-def _fill_terms(Y, lo, i0, mu, inv_sd, D, step, second_order, z, buf, part):  # pragma: no cover - compiled
-    """Bootstrap terms of base samples i0..i0+nb, outputs lo..lo+c, into buf (c, T, nb); adds their sums to part.
+@numba.njit(fastmath=_FASTMATH, cache=True, nogil=True)
+def _fill_terms(Y, i0, lo, shift, D, step, second_order, z, buf, part):  # pragma: no cover - compiled
+    """Raw terms of base samples i0..i0+nb of Y, outputs lo..lo+c, into buf (c, T, nb); adds their
+    float64 sums to part (c, T).
 
-    z (c, step, nb) is scratch for the normalised outputs (y - mu) * inv_sd. Term order: A+B, A²+B²,
-    B*(AB_d-A) (D), (A-AB_d)² (D), [BA_j*AB_k - A*B for j < k]. part (c, T) is float64.
+    z (c, step, nb) is float64 scratch for y - shift. Term order: A+B, A²+B², B*(AB_d-A) (D),
+    (A-AB_d)² (D), AB_d-A (D), [BA_d-B (D), BA_j*AB_k - A*B for j < k].
     """
     c, T, nb = buf.shape
-    for i8 in numba.prange((nb + 7) // 8):  # 8 x 8 tiles: whole cache lines in and out
+    for i8 in range((nb + 7) // 8):  # 8 x 8 tiles: whole cache lines in and out
         for rt in range(step):
             if not second_order and D < rt < step - 1:
                 continue  # BA rows are unused
             for m0 in range(0, c, 8):
                 for m in range(m0, min(c, m0 + 8)):
                     for i in range(8 * i8, min(nb, 8 * i8 + 8)):
-                        z[m, rt, i] = (Y[(i0 + i) * step + rt, lo + m] - mu[m]) * inv_sd[m]
-    for m in numba.prange(c):
+                        z[m, rt, i] = Y[(i0 + i) * step + rt, lo + m] - shift[m]
+    for m in range(c):
         zm, o, acc = z[m], buf[m], part[m]
         a, b = zm[0], zm[step - 1]
         s0 = s1 = 0.0
@@ -103,18 +120,30 @@ def _fill_terms(Y, lo, i0, mu, inv_sd, D, step, second_order, z, buf, part):  # 
         acc[1] += s1
         for d in range(D):
             ab = zm[1 + d]
-            s0 = s1 = 0.0
+            s0 = s1 = s2 = 0.0
             for i in range(nb):
-                v = b[i] * (ab[i] - a[i])
+                u = ab[i] - a[i]
+                v = b[i] * u
                 o[2 + d, i] = v
                 s0 += v
-                w = (a[i] - ab[i]) ** 2
+                w = u * u
                 o[2 + D + d, i] = w
                 s1 += w
+                o[2 + 2 * D + d, i] = u
+                s2 += u
             acc[2 + d] += s0
             acc[2 + D + d] += s1
+            acc[2 + 2 * D + d] += s2
         if second_order:
-            t = 2 + 2 * D
+            for d in range(D):
+                ba = zm[1 + D + d]
+                s0 = 0.0
+                for i in range(nb):
+                    v = ba[i] - b[i]
+                    o[2 + 3 * D + d, i] = v
+                    s0 += v
+                acc[2 + 3 * D + d] += s0
+            t = 2 + 4 * D
             for j in range(D - 1):
                 ba = zm[1 + D + j]
                 for k in range(j + 1, D):
@@ -128,19 +157,147 @@ def _fill_terms(Y, lo, i0, mu, inv_sd, D, step, second_order, z, buf, part):  # 
                     t += 1
 
 
-def _estimates(sums: np.ndarray, n: int, D: int, j: np.ndarray, k: np.ndarray,
-               ok: np.ndarray) -> tuple[np.ndarray, ...]:
-    """S1, ST (c, D, K) and S2 (c, P, K) from term sums (c, T, K) over n base samples.
+class SobolSums:
+    """Mergeable sums for the Sobol' indices of ``M`` outputs over whole Saltelli blocks.
 
-    Outputs with ``ok`` False, and resamples whose var <= eps, get 0 (as SALib).
+    ``n`` base samples, ``D`` factors (or groups), ``shift`` (M,) a constant per output subtracted before
+    any sum (the nominal value keeps float sums well conditioned), ``integer`` says the outputs are integers
+    (their sums are then exact). Add blocks with :meth:`add`, combine with :meth:`merge`, finish with
+    :meth:`result` once every block is in.
     """
-    mean = sums[:, 0] / (2 * n)
-    var = sums[:, 1] / (2 * n) - mean * mean
-    inv = np.divide(1.0 / n, var, out=np.zeros_like(var), where=(var > _EPS) & ok[:, None])[:, None]
-    s1 = sums[:, 2 : 2 + D] * inv
-    st = 0.5 * sums[:, 2 + D : 2 + 2 * D] * inv
-    s2 = sums[:, 2 + 2 * D :] * inv - s1[:, j] - s1[:, k]
-    return s1, st, s2
+
+    def __init__(self, M: int, D: int, n: int, *, second_order: bool = False, design_second_order: bool | None = None,
+                 num_resamples: int = 100, seed: int | None = 0, shift: npt.ArrayLike = 0.0, integer: bool = False,
+                 dtype: npt.DTypeLike = np.float32, chunk_outputs: int | None = None) -> None:
+        design_so = second_order if design_second_order is None else design_second_order
+        if second_order and not design_so:
+            raise ValueError("second-order indices need a design sampled with second order")
+        if D < 1 or num_resamples < 2:
+            raise ValueError("need D >= 1 and num_resamples >= 2")
+        self.M, self.D, self.n, self.R, self.seed = M, D, n, num_resamples, seed
+        self.second_order, self.step = second_order, 2 * D + 2 if design_so else D + 2
+        self.integer, self.dtype, self.chunk_outputs = integer, np.dtype(dtype), chunk_outputs
+        self.shift = np.broadcast_to(np.asarray(shift, np.float64), (M,)).copy()
+        self.T = 2 + 3 * D + (D + D * (D - 1) // 2 if second_order else 0)
+        self.rows = 0
+        self.total, self.total2 = np.zeros(M), np.zeros(M)
+        self.lo, self.hi = np.full(M, np.inf), np.full(M, -np.inf)
+        self.part = np.zeros((M, self.T))
+        self.boot: np.ndarray | None = None  # (M, T, R) float64, allocated by the first add
+
+    def __getstate__(self) -> dict:
+        """Compact for transfer between processes: integer bootstrap sums as int32 when they fit (exact),
+        the others as float32 (their own precision: they only feed the confidence intervals)."""
+        state = dict(self.__dict__)
+        boot = self.boot
+        if boot is not None:
+            fits = self.integer and float(np.abs(boot).max(initial=0)) < 2.0**31
+            state["boot"] = boot.astype(np.int32 if fits else np.float64 if self.integer else np.float32)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self.boot is not None:
+            self.boot = self.boot.astype(np.float64)
+
+    def add(self, Y: np.ndarray, first: int) -> None:
+        """Add whole blocks: ``Y`` (blocks*step, M) are the rows of base samples ``first``, ``first`` + 1, ..."""
+        Y = np.asarray(Y).reshape(len(Y), -1)
+        if len(Y) % self.step or Y.shape[1] != self.M:
+            raise ValueError(f"Y has shape {Y.shape}: need whole blocks of {self.step} rows and {self.M} outputs")
+        nb_all = len(Y) // self.step
+        if first < 0 or first + nb_all > self.n:
+            raise ValueError(f"base samples {first}..{first + nb_all} are outside 0..{self.n}")
+        s, s2, lo, hi = _moments(Y, self.shift)
+        self.total += s
+        self.total2 += s2
+        self.lo, self.hi = np.minimum(self.lo, lo), np.maximum(self.hi, hi)
+        self.rows += len(Y)
+        D, T, step, M = self.D, self.T, self.step, self.M
+        chunk = min(M, self.chunk_outputs or max(2, _CHUNK_TERMS // T))
+        block = min(nb_all, max(256, _BLOCK_BYTES // (chunk * (8 * step + T * self.dtype.itemsize))))
+        big = np.maximum(np.abs(lo), np.abs(hi))
+        zbuf = np.empty(chunk * step * block)
+        tbufs: dict = {}  # scratch for the terms, per dtype
+        for i0 in range(0, nb_all, block):
+            nb = min(block, nb_all - i0)
+            rows = slice(first + i0, first + i0 + nb)
+            for c0 in range(0, M, chunk):
+                c = min(chunk, M - c0)
+                sl = slice(c0, c0 + c)
+                dtype = self.dtype
+                if self.integer:  # exact in float32 while every partial sum stays below 2^24
+                    colmax = float(_counts_t(self.n, self.R, self.seed, np.float64)[rows].sum(axis=0).max())
+                    dtype = np.float32 if 4 * float(big[sl].max()) ** 2 * colmax < _EXACT32 else np.float64
+                counts = _counts_t(self.n, self.R, self.seed, dtype)[rows]
+                zb = zbuf[: c * step * nb].reshape(c, step, nb)
+                tbuf = tbufs.setdefault(np.dtype(dtype), np.empty(chunk * T * block, dtype))
+                tb = tbuf[: c * T * nb].reshape(c, T, nb)
+                _fill_terms(Y, i0, c0, self.shift[sl], D, step, self.second_order, zb, tb, self.part[sl])
+                if self.boot is None:
+                    self.boot = np.zeros((M, T, self.R))
+                self.boot[sl] += (tb.reshape(c * T, nb) @ counts).reshape(c, T, self.R)
+
+    def merge(self, other: SobolSums) -> SobolSums:
+        """Add another instance's sums (same outputs, design and resamples) into this one."""
+        if (other.M, other.D, other.n, other.R, other.seed, other.T) != (self.M, self.D, self.n, self.R, self.seed,
+                                                                         self.T) or not np.array_equal(
+                other.shift, self.shift):
+            raise ValueError("cannot merge Sobol sums of different outputs, designs or resamples")
+        self.rows += other.rows
+        self.total += other.total
+        self.total2 += other.total2
+        self.lo, self.hi = np.minimum(self.lo, other.lo), np.maximum(self.hi, other.hi)
+        self.part += other.part
+        if other.boot is not None:
+            self.boot = other.boot.copy() if self.boot is None else self.boot + other.boot
+        return self
+
+    def _estimates(self, sums: np.ndarray, mu: np.ndarray, var_all: np.ndarray,
+                   ok: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """S1, ST (M, D, K) and S2 (M, P, K) from term sums (M, T, K); 0 where not ``ok`` or var <= eps."""
+        n, D = self.n, self.D
+        mean = sums[:, 0] / (2 * n)
+        var = sums[:, 1] / (2 * n) - mean * mean  # var(r_[A, B]) of the raw outputs
+        good = (var > _EPS * var_all[:, None]) & ok[:, None]  # SALib: var of the normalised outputs > eps
+        inv = np.divide(1.0 / n, var, out=np.zeros_like(var), where=good)[:, None]
+        m = mu[:, None, None]
+        u = sums[:, 2 + 2 * D : 2 + 3 * D]
+        s1 = (sums[:, 2 : 2 + D] - m * u) * inv
+        st = 0.5 * sums[:, 2 + D : 2 + 2 * D] * inv
+        if not self.second_order:
+            return s1, st, np.zeros((len(sums), 0, sums.shape[2]))
+        j, k = np.triu_indices(D, 1)
+        w = sums[:, 2 + 3 * D : 2 + 4 * D]
+        s2 = (sums[:, 2 + 4 * D :] - m * (w[:, j] + u[:, k])) * inv - s1[:, j] - s1[:, k]
+        return s1, st, s2
+
+    def result(self, conf_level: float = 0.95, keep_resamples: bool = False) -> dict[str, np.ndarray]:
+        """Indices and bootstrap confidences (see :func:`sobol_indices`) once every block has been added."""
+        if self.rows != self.n * self.step:
+            raise ValueError(f"Sobol sums hold {self.rows} rows of {self.n * self.step}: some blocks are missing")
+        if not 0 < conf_level < 1:
+            raise ValueError("need 0 < conf_level < 1")
+        D, M = self.D, self.M
+        mu = self.total / self.rows  # the global mean of y - shift
+        var_all = np.maximum(self.total2 / self.rows - mu * mu, 0.0)
+        varying = self.hi > self.lo
+        mean = self.part[:, 0] / (2 * self.n)
+        ok = varying & (self.part[:, 1] / (2 * self.n) - mean * mean > _EPS * var_all)
+        s1, st, s2 = (e[..., 0] for e in self._estimates(self.part[:, :, None], mu, var_all, ok))
+        boot = self.boot if self.boot is not None else np.zeros((M, self.T, self.R))
+        b1, bt, b2 = self._estimates(boot, mu, var_all, ok)
+        q = statistics.NormalDist().inv_cdf(0.5 + conf_level / 2)
+        out = {"S1": s1.T.copy(), "ST": st.T.copy(), "S1_conf": q * b1.std(axis=-1, ddof=1).T,
+               "ST_conf": q * bt.std(axis=-1, ddof=1).T, "constant": ~ok}
+        if self.second_order:
+            j, k = np.triu_indices(D, 1)
+            out["S2"], out["S2_conf"] = np.full((D, D, M), np.nan), np.full((D, D, M), np.nan)
+            out["S2"][j, k] = s2.T
+            out["S2_conf"][j, k] = q * b2.std(axis=-1, ddof=1).T
+        if keep_resamples:
+            out["S1_conf_all"], out["ST_conf_all"] = b1.transpose(2, 1, 0), bt.transpose(2, 1, 0)
+        return out
 
 
 def sobol_indices(Y: np.ndarray, D: int, *, second_order: bool = False, num_resamples: int = 100,
@@ -156,62 +313,22 @@ def sobol_indices(Y: np.ndarray, D: int, *, second_order: bool = False, num_resa
     with ``keep_resamples`` also S1_conf_all, ST_conf_all (R, D, M).
     ``design_second_order`` (default ``second_order``) says how Y was sampled: S1/ST alone can be
     computed from a second-order design. Point estimates are float64 (SALib's to ~1e-13); the
-    bootstrap sums use ``dtype`` (float32: faster, confs within ~1e-5 relative of float64).
-    With a non-zero seed the resamples are SALib's ``analyze(..., seed=seed)`` draws.
-    The numba kernels use ``numba.get_num_threads()`` threads: set 1 inside single-threaded workers.
+    bootstrap sums of non-integer outputs use ``dtype`` (float32: faster, confs within ~1e-5 relative of
+    float64); integer outputs are summed exactly. With a non-zero seed the resamples are SALib's
+    ``analyze(..., seed=seed)`` draws. The kernels are single-threaded (parallelism comes from the
+    sweep's tasks); the matmuls use the BLAS threads.
     """
     Y = np.asarray(Y)
     Y = Y.reshape(len(Y), -1)
     design_so = second_order if design_second_order is None else design_second_order
-    if second_order and not design_so:
-        raise ValueError("second-order indices need a design sampled with second order")
     step = 2 * D + 2 if design_so else D + 2
     if D < 1 or len(Y) % step or not len(Y):
         raise ValueError(f"Y has {len(Y)} rows: not a multiple of {step} = {'2D+2' if design_so else 'D+2'} "
                          f"for D = {D}; check D and whether the design was sampled with second order")
-    if num_resamples < 2 or not 0 < conf_level < 1:
-        raise ValueError("need num_resamples >= 2 and 0 < conf_level < 1")
-    n, M, R = len(Y) // step, Y.shape[1], num_resamples
-    j, k = np.triu_indices(D, 1) if second_order else (np.zeros(0, int), np.zeros(0, int))
-    T = 2 + 2 * D + len(j)
-    counts_t = np.ascontiguousarray(resample_counts(n, R, seed).T, dtype=dtype)
-    q = norm.ppf(0.5 + conf_level / 2)
-    chunk = min(M, chunk_outputs or max(2, _CHUNK_TERMS // T))
-    block = min(n, max(256, _BLOCK_BYTES // (chunk * (8 * step + T * np.dtype(dtype).itemsize))))
-    zbuf = np.empty(chunk * step * block)
-    tbuf = np.empty(chunk * T * block, dtype)
-    mu, sd, varying = _moments(Y, max(1, min(64, len(Y) // 1024)))
-    inv_sd = np.divide(1.0, sd, out=np.zeros(M), where=varying & (sd > 0))
-
-    out = {key: np.zeros((D, M)) for key in ("S1", "ST", "S1_conf", "ST_conf")}
-    if second_order:
-        out["S2"], out["S2_conf"] = np.full((D, D, M), np.nan), np.full((D, D, M), np.nan)
-    if keep_resamples:
-        out["S1_conf_all"], out["ST_conf_all"] = np.zeros((R, D, M)), np.zeros((R, D, M))
-    out["constant"] = np.zeros(M, bool)
-
-    for lo in range(0, M, chunk):
-        c = min(chunk, M - lo)
-        sl = slice(lo, lo + c)
-        part = np.zeros((c, T))
-        sums = np.zeros((c * T, R))
-        for i0 in range(0, n, block):
-            nb = min(block, n - i0)
-            zb, tb = zbuf[: c * step * nb].reshape(c, step, nb), tbuf[: c * T * nb].reshape(c, T, nb)
-            _fill_terms(Y, lo, i0, mu[sl], inv_sd[sl], D, step, second_order, zb, tb, part)
-            sums += tb.reshape(c * T, nb) @ counts_t[i0 : i0 + nb]
-        ok = part[:, 1] / (2 * n) - (part[:, 0] / (2 * n)) ** 2 > _EPS  # SALib's var(r_[A, B]) > eps
-        s1, st, s2 = (e[..., 0] for e in _estimates(part[:, :, None], n, D, j, k, ok))
-        b1, bt, b2 = _estimates(sums.reshape(c, T, R), n, D, j, k, ok)
-
-        out["constant"][sl] = ~ok
-        out["S1"][:, sl], out["ST"][:, sl] = s1.T, st.T
-        out["S1_conf"][:, sl] = q * b1.std(axis=-1, ddof=1).T
-        out["ST_conf"][:, sl] = q * bt.std(axis=-1, ddof=1).T
-        if second_order:
-            out["S2"][j, k, sl] = s2.T
-            out["S2_conf"][j, k, sl] = q * b2.std(axis=-1, ddof=1).T
-        if keep_resamples:
-            out["S1_conf_all"][:, :, sl] = b1.transpose(2, 1, 0)
-            out["ST_conf_all"][:, :, sl] = bt.transpose(2, 1, 0)
-    return out
+    integer = Y.dtype.kind in "iub"
+    shift = np.zeros(Y.shape[1]) if integer else Y[: min(len(Y), 4096)].mean(axis=0)
+    sums = SobolSums(Y.shape[1], D, len(Y) // step, second_order=second_order, design_second_order=design_so,
+                     num_resamples=num_resamples, seed=seed, shift=shift, integer=integer, dtype=dtype,
+                     chunk_outputs=chunk_outputs)
+    sums.add(Y, 0)
+    return sums.result(conf_level, keep_resamples)

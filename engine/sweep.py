@@ -12,6 +12,7 @@ import json
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +23,7 @@ import zarr
 
 from . import __version__
 from .dataset import data_hash
-from .design import auto_chunk, decode, design_rows, nominal_row, row_labels, stability_rows, weight_schemes
+from .design import auto_chunk, decode, design_rows, nominal_row, row_labels, weight_schemes
 from .errors import UserError, check_output_folder
 from .kernel import Prepared, evaluate
 from .sobol import block_labels
@@ -42,6 +43,7 @@ from .store import (
     remove,
     write_chunk,
 )
+from .summary import Plan, Summary, rank_deviation
 
 RESULTS = Path("results")
 
@@ -50,13 +52,15 @@ RESULTS = Path("results")
 class Job:
     """What a task needs: the store path, the spec text and the chunking. Workers rebuild the spec and
     its dataset from the store itself (cached per process), so tasks stay tiny and no worker holds
-    state the run cannot lose."""
+    state the run cannot lose. ``key`` identifies the store (its run id); ``analyse`` adds the Sobol sums
+    to the workers' summaries."""
 
     path: str
     spec_text: str
     chunk: int
     n: int
     key: str
+    analyse: bool = True
 
     def bounds(self, k: int) -> tuple[int, int]:
         return k * self.chunk, min((k + 1) * self.chunk, self.n)
@@ -71,16 +75,18 @@ class _Worker:
     spec: Spec
     prep: Prepared
     schemes: np.ndarray
-    nominal_rank: np.ndarray
+    plan: Plan
+    summary: Summary
 
 
-_CACHE: dict[tuple[str, str], _Worker] = {}
+_CACHE: dict[tuple, _Worker] = {}
 _LOCK = threading.Lock()
 
 
 def _state(job: Job) -> _Worker:
-    """Per-process cache of the spec, prepared data and weight schemes, rebuilt from the store."""
-    key = (job.path, job.key)
+    """Per-process cache of the spec, prepared data, weight schemes and the running summary of the chunks
+    this process computed, rebuilt from the store."""
+    key = (job.path, job.key, job.n, job.analyse)
     with _LOCK:
         if key not in _CACHE:
             _CACHE.clear()
@@ -95,19 +101,30 @@ def _build_state(job: Job) -> _Worker:
     spec = Spec.from_text(job.spec_text, source=store.attrs.get("spec_source", "<store>"), ds=ds)
     prep = Prepared(spec.ds)
     schemes = weight_schemes(spec, prep.tree, prep.data(spec.nominal.prep))
-    return _Worker(spec, prep, schemes, store["nominal_rank"].values)
+    plan = Plan.from_store(store)
+    return _Worker(spec, prep, schemes, plan, Summary(plan, sobol=job.analyse))
+
+
+def outputs(job: Job, a: int, b: int, w: _Worker | None = None):
+    """Design rows, decoded methodologies, scores and ranks of scenarios [a, b)."""
+    w = w or _state(job)
+    x = design_rows(w.spec, a, b)
+    dec = decode(w.spec, w.prep.tree, x, w.schemes)
+    scores, ranks = evaluate(w.prep, dec.batch)
+    return x, dec, scores, ranks
 
 
 def compute_chunk(job: Job, k: int) -> tuple[int, np.ndarray]:
-    """Score, rank and write chunk ``k``; return its rank histogram (city, field, rank) over stability rows."""
+    """Score, rank, summarise and write chunk ``k`` (its completion flag last); return ``k`` and its rank
+    histogram (city, field, rank) over the stability rows: the small, mergeable part of the summary."""
     a, b = job.bounds(k)
     w = _state(job)
     spec = w.spec
-    x = design_rows(spec, a, b)
+    x, dec, scores, ranks = outputs(job, a, b, w)
+    dev = rank_deviation(ranks, w.plan.nominal_rank)
+    hist = w.summary.add(k, scores, ranks, dev)
     block, sample = row_labels(spec, a, b)
-    dec = decode(spec, w.prep.tree, x, w.schemes)
-    scores, ranks = evaluate(w.prep, dec.batch)
-    rbar = np.abs(ranks - w.nominal_rank[None]).mean(axis=1, dtype=np.float64).astype(np.float32)
+    rbar = (dev / ranks.shape[1]).astype(np.float32)
     arrays = {"rbar": rbar, "weight": dec.batch.weights, "design": x, "block": block, "sample": sample}
     arrays.update({name: dec.choices[name] for name in varied_choices(spec)})
     mode = spec.store
@@ -115,18 +132,27 @@ def compute_chunk(job: Job, k: int) -> tuple[int, np.ndarray]:
         arrays["score"] = scores
     if mode in ("full", "ranks"):
         arrays["rank"] = ranks
-    hist = rank_histogram(ranks[stability_rows(np.arange(a, b), spec.design.kind, spec.block_size) - a])
     write_chunk(job.path, a, b, k, arrays, hist, job.n)
     return k, hist
 
 
-def rank_histogram(ranks: np.ndarray) -> np.ndarray:
-    """Counts (city, field, rank 1..C) of int16 ranks (scenario, city, field); rank 0 (NaN) is dropped."""
-    _, n_c, n_f = ranks.shape
-    cell = (np.arange(n_c)[:, None] * n_f + np.arange(n_f)[None, :]) * (n_c + 1)
-    idx = (cell[None] + ranks.astype(np.int64)).ravel()
-    counts = np.bincount(idx, minlength=n_c * n_f * (n_c + 1)).reshape(n_c, n_f, n_c + 1)
-    return counts[:, :, 1:].astype(np.int32)
+def summarise_chunk(job: Job, k: int) -> int:
+    """Add chunk ``k`` (recomputed, not written) to this process's summary: for chunks of an earlier session."""
+    w = _state(job)
+    a, b = job.bounds(k)
+    _, _, scores, ranks = outputs(job, a, b, w)
+    w.summary.add(k, scores, ranks)
+    return k
+
+
+def collect(job: Job) -> Summary | None:
+    """This process's summary of ``job`` (handed over and replaced by an empty one), or None."""
+    with _LOCK:
+        w = _CACHE.get((job.path, job.key, job.n, job.analyse))
+        if w is None:
+            return None
+        summary, w.summary = w.summary, Summary(w.plan, sobol=job.analyse)
+        return summary
 
 
 # ------------------------------------------------------------------------------------------ the store
@@ -230,7 +256,7 @@ def build_layout(spec: Spec, chunk: int, nom: Nominal, prep: Prepared) -> tuple[
         dataset_attrs=json.dumps({k: (int(v) if isinstance(v, bool | np.integer) else v)
                                   for k, v in ds.attrs.items()}),
         versions=json.dumps(_versions()), rankstab_version=__version__,
-        created=datetime.now(UTC).isoformat(timespec="seconds"), complete=0,
+        created=datetime.now(UTC).isoformat(timespec="seconds"), complete=0, run_id=uuid.uuid4().hex,
     )
     return tpl, big
 
@@ -297,7 +323,8 @@ def _check_out(path: Path, spec: Spec, resume: bool, overwrite: bool) -> bool:
 def run(spec: Spec | str | Path, out: str | Path | None = None, client=None, *, resume: bool = False,
         overwrite: bool = False, cluster: str = "local", scheduler: str | None = None,
         scheduler_file: str | None = None, workers: int | None = None, synchronous: bool = False,
-        progress: str | None = None, max_chunks: int | None = None, grow: bool = False) -> xr.Dataset:
+        progress: str | None = None, max_chunks: int | None = None, grow: bool = False,
+        analyse: bool = True) -> xr.Dataset:
     """Run a spec's sweep into a zarr store and return it opened lazily.
 
     ``client``: a ``distributed.Client`` to use; otherwise one is made from ``cluster``/``scheduler``/
@@ -305,6 +332,7 @@ def run(spec: Spec | str | Path, out: str | Path | None = None, client=None, *, 
     ``progress``: "bar", "quiet" (a line every few seconds) or None. ``max_chunks`` stops after that many
     chunks (the store stays incomplete and resumable; used to test interruption). ``grow`` doubles the
     base samples of a complete Sobol store and computes the new scenarios (see ``--until-ci``).
+    ``analyse`` writes the analysis (group ``analysis``) from the summaries the tasks accumulated.
     """
     if not isinstance(spec, Spec):
         spec = Spec.from_toml(spec)
@@ -313,32 +341,37 @@ def run(spec: Spec | str | Path, out: str | Path | None = None, client=None, *, 
     with lock(path):
         fresh = _check_out(path, spec, resume or grow, overwrite and not grow)
         if grow:
-            job = extend(spec, path)
+            extend(path)
         elif fresh:
             remove(path)
             try:
-                job = _create(spec, path)
+                _create(spec, path)
             except BaseException:
                 remove(path)  # a store whose layout was not fully written is of no use: nothing is lost
                 raise
-        else:
-            job = _job_from_store(spec, path)
+        job = _job_from_store(spec, path, analyse)
         todo = [int(k) for k in np.flatnonzero(~done_chunks(path))]
         if not fresh and progress:
             verb = f"extending to {job.n:,} scenarios" if grow else "resuming"
             print(f"{verb} {path}: {len(todo)} of {job.n_chunks} chunks to compute", file=sys.stderr)
         if max_chunks is not None:
             todo = todo[:max_chunks]
-        merged = _execute(job, todo, client, cluster, scheduler, scheduler_file, workers, synchronous, progress)
-        if max_chunks is None or bool(done_chunks(path).all()):
+        finish = max_chunks is None or len(todo) == int((~done_chunks(path)).sum())
+        merged, summary = _execute(job, todo, client, cluster, scheduler, scheduler_file, workers, synchronous,
+                                   progress, gather=analyse and finish)
+        if finish:
             try:
                 finalise(path, _merge(job, merged))
+                if summary is not None:
+                    from .analysis import build, write_analysis
+
+                    write_analysis(path, build(open_store(path), summary))
             except OSError as exc:
                 raise _fault(job, exc) from None
     return open_store(path)
 
 
-def extend(spec: Spec, path: str | Path) -> Job:
+def extend(path: str | Path) -> None:
     """Double the base samples of a complete Sobol store along the same Sobol' sequence: every
     per-scenario array grows, the new chunks (and a partial last chunk) are marked not done."""
     path = Path(path)
@@ -360,20 +393,19 @@ def extend(spec: Spec, path: str | Path) -> Job:
     g.attrs.update(design_n=2 * int(attrs["design_n"]), n_scenarios=n_new, n_chunks=n_chunks, complete=0,
                    extended=int(attrs.get("extended", 0)) + 1)
     zarr.consolidate_metadata(str(path))  # readers must see the new shapes
-    return Job(str(path), spec.text, chunk, n_new, spec.hash)
 
 
-def _create(spec: Spec, path: Path) -> Job:
+def _create(spec: Spec, path: Path) -> None:
     prep = Prepared(spec.ds)
     schemes = weight_schemes(spec, prep.tree, prep.data(spec.nominal.prep))
     chunk = auto_chunk(spec, spec.ds.sizes["city"], spec.ds.sizes["field"])
     create(path, *build_layout(spec, chunk, nominal(spec, prep, schemes), prep))
-    return Job(str(path), spec.text, chunk, spec.n_scenarios, spec.hash)
 
 
-def _job_from_store(spec: Spec, path: Path) -> Job:
+def _job_from_store(spec: Spec, path: Path, analyse: bool = True) -> Job:
     attrs = read_attrs(path)
-    return Job(str(path), spec.text, int(attrs["chunk"]), int(attrs["n_scenarios"]), spec.hash)
+    key = str(attrs.get("run_id") or f"{spec.hash}-{attrs.get('created')}")
+    return Job(str(path), spec.text, int(attrs["chunk"]), int(attrs["n_scenarios"]), key, analyse)
 
 
 class Merged:
@@ -399,17 +431,18 @@ def _merge(job: Job, merged: Merged) -> np.ndarray:
 
 
 def _execute(job: Job, todo: list[int], client, cluster, scheduler, scheduler_file, workers, synchronous,
-             progress) -> Merged:
+             progress, gather: bool) -> tuple[Merged, Summary | None]:
+    """Compute the chunks ``todo``; with ``gather``, also bring back the summaries of every chunk."""
     bar = Progress(job, todo, progress)
     try:
-        if synchronous or not todo:
-            return _in_process(job, todo, bar)
+        if synchronous or (not todo and not gather):
+            return _in_process(job, todo, bar, gather)
         if client is not None:
-            return _on_client(client, job, todo, bar)
+            return _on_client(client, job, todo, bar, gather)
         from .cluster import connect
 
         with connect(cluster, scheduler=scheduler, scheduler_file=scheduler_file, workers=workers) as c:
-            return _on_client(c, job, todo, bar)
+            return _on_client(c, job, todo, bar, gather)
     except UserError:
         raise
     except Exception as exc:
@@ -433,18 +466,25 @@ def _fault(job: Job, exc: Exception) -> Exception:
     return exc
 
 
-def _in_process(job: Job, todo: list[int], bar: Progress) -> Merged:
+def _in_process(job: Job, todo: list[int], bar: Progress, gather: bool) -> tuple[Merged, Summary | None]:
     merged = Merged()
     for k in todo:
         merged.add(*compute_chunk(job, k))
         bar.update(k)
-    return merged
+    if not gather:
+        return merged, None
+    summary = collect(job) or Summary(_state(job).plan, sobol=job.analyse)
+    for k in sorted(set(range(job.n_chunks)) - summary.chunks):  # chunks of earlier sessions
+        summarise_chunk(job, k)
+    summary.merge(collect(job))
+    return merged, summary
 
 
-def _on_client(client, job: Job, todo: list[int], bar: Progress) -> Merged:
+def _on_client(client, job: Job, todo: list[int], bar: Progress, gather: bool) -> tuple[Merged, Summary | None]:
     from distributed import as_completed
 
-    futures = client.map(compute_chunk, [job] * len(todo), todo, key=[f"chunk-{job.key[:8]}-{k}" for k in todo],
+    tag = f"{job.key[:8]}-{job.n}"
+    futures = client.map(compute_chunk, [job] * len(todo), todo, key=[f"chunk-{tag}-{k}" for k in todo],
                          retries=2, pure=False)
     merged = Merged()
     try:
@@ -455,7 +495,35 @@ def _on_client(client, job: Job, todo: list[int], bar: Progress) -> Merged:
             fut.release()
     finally:
         client.cancel(futures)
-    return merged
+    if not gather:
+        return merged, None
+    summary = _gather(client, job)
+    missing = sorted(set(range(job.n_chunks)) - summary.chunks)
+    if missing:  # chunks of an earlier session, or whose summary died with its worker: recompute them
+        futures = client.map(summarise_chunk, [job] * len(missing), missing, key=[f"sum-{tag}-{k}" for k in missing],
+                             retries=2, pure=False)
+        client.gather(futures)
+        del futures
+        summary = _gather(client, job, summary)
+        if set(range(job.n_chunks)) - summary.chunks:
+            raise RuntimeError("the summaries of some chunks were lost twice; rerun `rankstab analyze`")
+    return merged, summary
+
+
+def _gather(client, job: Job, into: Summary | None = None) -> Summary:
+    """Merge the summaries held by the workers; one overlapping another (a chunk run on two workers) is
+    dropped, and its chunks are recomputed by the caller."""
+    parts = [p for p in client.run(collect, job, on_error="ignore").values() if p is not None]
+    summary = into
+    for part in parts:
+        if summary is None:
+            summary = part
+        else:
+            summary.merge(part)
+    if summary is None:
+        store = xr.open_zarr(job.path, consolidated=False, chunks=None)
+        summary = Summary(Plan.from_store(store), sobol=job.analyse)
+    return summary
 
 
 class Progress:
@@ -504,26 +572,28 @@ def run_cli(args) -> int:
     t0 = time.perf_counter()
     kw = dict(cluster=args.cluster, scheduler=args.scheduler, scheduler_file=args.scheduler_file,
               workers=args.workers, synchronous=args.synchronous, progress=mode)
-    store = run(spec, args.out, resume=args.resume, overwrite=args.overwrite, **kw)
+    analyse = not args.no_analyze or bool(args.until_ci)
+    if args.until_ci and spec.design.kind != "sobol":
+        raise UserError("--until-ci needs a Sobol design (kind = \"sobol\")")
+    store = run(spec, args.out, resume=args.resume, overwrite=args.overwrite, analyse=analyse, **kw)
     path = Path(args.out) if args.out else default_out(spec)
     el = time.perf_counter() - t0
     n = store.attrs["n_scenarios"]
-    print(f"wrote {path} ({n:,} scenarios, {el:.1f} s, {n / el:,.0f} scenarios/s)")
-    if args.no_analyze and not args.until_ci:
+    what = "swept and analysed" if analyse else "swept"
+    print(f"wrote {path} ({n:,} scenarios {what} in {el:.1f} s, {n / el:,.0f} scenarios/s)")
+    if not analyse:
         return 0
-    from .analysis import analyze, summary_table
+    from .analysis import open_analysis, summary_table
 
-    result = analyze(path)
+    result = open_analysis(path).load()
     if args.until_ci:
-        if spec.design.kind != "sobol":
-            raise UserError("--until-ci needs a Sobol design (kind = \"sobol\")")
         for _ in range(args.max_doublings):
             widest = result.attrs["max_ST_conf"]
             if widest <= args.until_ci:
                 break
             print(f"widest ST interval +-{widest:.3f} > {args.until_ci}: doubling N", file=sys.stderr)
             run(spec, path, grow=True, **kw)
-            result = analyze(path)
+            result = open_analysis(path).load()
         widest = result.attrs["max_ST_conf"]
         state = "reached" if widest <= args.until_ci else f"not reached after {args.max_doublings} doublings"
         print(f"convergence: widest ST interval +-{widest:.3f}, target {args.until_ci} {state} "

@@ -1,0 +1,202 @@
+"""The mergeable summary of a sweep: everything the analysis needs, accumulated chunk by chunk.
+
+Each sweep task adds its chunk's scores and ranks to the summary held by its worker process, so the
+analysis needs no second pass over the store. A summary holds, over the chunks it has seen:
+
+* the rank histogram count(city, field, rank) and, for the top cities, how often a ranks above b;
+* per stability row (Monte Carlo: every row; Sobol: the A and B rows) R-bar, Spearman and Kendall;
+* for Sobol designs, :class:`engine.sobol.SobolSums` of every rank, every score and R-bar.
+
+Summaries of disjoint chunk sets merge by addition. Rank-based sums are integers, summed exactly, so
+they do not depend on which worker saw which chunk; score sums are float64 (last-bit differences only).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import xarray as xr
+
+from .design import stability_rows
+from .sobol import SobolSums
+
+TOP_PAIRS = 10  # pairwise probabilities for this many top cities (by nominal overall rank)
+TARGETS = ("rank", "score")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What summarising needs to know about a run: nominal results and the design."""
+
+    nominal_rank: np.ndarray  # (city, field) int
+    nominal_score: np.ndarray  # (city, field) float32
+    kind: str
+    n_scenarios: int
+    chunk: int
+    block_size: int
+    n_base: int
+    n_groups: int
+    second_order: bool
+    num_resamples: int
+    seed: int
+
+    @classmethod
+    def from_store(cls, store: xr.Dataset, num_resamples: int | None = None, seed: int = 0) -> Plan:
+        a = store.attrs
+        return cls(store["nominal_rank"].values.astype(np.int64), store["nominal_score"].values.astype(np.float32),
+                   a["design_kind"], int(a["n_scenarios"]), int(a["chunk"]), int(a["block_size"]), int(a["design_n"]),
+                   len(json.loads(a["factor_groups"])), bool(a["second_order"]),
+                   int(num_resamples or a.get("num_resamples", 100)), seed + 1)
+
+    @property
+    def sobol(self) -> bool:
+        return self.kind == "sobol"
+
+    @property
+    def top(self) -> np.ndarray:
+        """The top cities by nominal overall rank (ties by city order)."""
+        return np.argsort(self.nominal_rank[:, -1], kind="stable")[:TOP_PAIRS]
+
+    def bounds(self, k: int) -> tuple[int, int]:
+        return k * self.chunk, min((k + 1) * self.chunk, self.n_scenarios)
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.n_scenarios // self.chunk)
+
+
+def rank_histogram(ranks: np.ndarray) -> np.ndarray:
+    """Counts (city, field, rank 1..C) of int ranks (scenario, city, field); rank 0 (no score) is dropped."""
+    _, n_c, n_f = ranks.shape
+    cell = (np.arange(n_c)[:, None] * n_f + np.arange(n_f)[None, :]) * (n_c + 1)
+    idx = (cell[None] + ranks.astype(np.int64)).ravel()
+    counts = np.bincount(idx, minlength=n_c * n_f * (n_c + 1)).reshape(n_c, n_f, n_c + 1)
+    return counts[:, :, 1:].astype(np.int32)
+
+
+def rank_deviation(ranks: np.ndarray, nominal_rank: np.ndarray) -> np.ndarray:
+    """Sum over cities of |rank - nominal rank|, (scenario, field) int64: R-bar times the number of cities."""
+    return _deviation(np.ascontiguousarray(ranks), np.ascontiguousarray(nominal_rank, dtype=np.int64))
+
+
+@numba.njit(cache=True, nogil=True)
+def _deviation(ranks, nominal):  # pragma: no cover - compiled
+    n_s, n_c, n_f = ranks.shape
+    out = np.zeros((n_s, n_f), np.int64)
+    for s in range(n_s):
+        for c in range(n_c):
+            for f in range(n_f):
+                out[s, f] += abs(np.int64(ranks[s, c, f]) - nominal[c, f])
+    return out
+
+
+def correlations(ranks: np.ndarray, nominal_rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Spearman and Kendall (tau-b) correlation of each scenario's ranking with the nominal one, per field:
+    two (scenario, field) arrays. Ties as given (competition ranks); 1 when either ranking is constant."""
+    return _correlations(np.ascontiguousarray(ranks), np.ascontiguousarray(nominal_rank, dtype=np.int64))
+
+
+@numba.njit(cache=True, nogil=True)
+def _correlations(ranks, nominal):  # pragma: no cover - compiled
+    n_s, n_c, n_f = ranks.shape
+    spearman = np.ones((n_s, n_f))
+    kendall = np.ones((n_s, n_f))
+    for f in range(n_f):
+        nom = nominal[:, f]
+        nc = nom - nom.mean()
+        ss_n = (nc * nc).sum()
+        n_tied_nom = 0  # pairs not tied in the nominal ranking
+        for i in range(n_c):
+            for j in range(i + 1, n_c):
+                n_tied_nom += nom[i] != nom[j]
+        for s in range(n_s):
+            r = ranks[s, :, f]
+            mean = 0.0
+            for i in range(n_c):
+                mean += r[i]
+            mean /= n_c
+            num = ss_r = 0.0
+            for i in range(n_c):
+                d = r[i] - mean
+                num += d * nc[i]
+                ss_r += d * d
+            if ss_r * ss_n > 0:
+                spearman[s, f] = num / np.sqrt(ss_r * ss_n)
+            concord = 0
+            untied = 0
+            for i in range(n_c):
+                for j in range(i + 1, n_c):
+                    a = np.sign(np.int64(r[i]) - np.int64(r[j]))
+                    concord += a * np.sign(nom[i] - nom[j])
+                    untied += a != 0
+            if untied * n_tied_nom > 0:
+                kendall[s, f] = concord / np.sqrt(np.float64(untied) * n_tied_nom)
+    return spearman, kendall
+
+
+class Summary:
+    """The analysis state of a set of chunks; see the module docstring."""
+
+    def __init__(self, plan: Plan, sobol: bool = True) -> None:
+        self.plan = plan
+        n_c, n_f = plan.nominal_rank.shape
+        k = len(plan.top)
+        self.chunks: set[int] = set()
+        self.rank_count = np.zeros((n_c, n_f, n_c), np.int64)
+        self.above = np.zeros((n_f, k, k), np.int64)  # how often top city a ranks strictly above b
+        self.stability: dict[int, np.ndarray] = {}  # chunk -> (stability rows, field, [rbar, spearman, kendall])
+        self.sums: dict[str, SobolSums] = {}
+        if plan.sobol and sobol:
+            kw = dict(D=plan.n_groups, n=plan.n_base, second_order=plan.second_order,
+                      num_resamples=plan.num_resamples, seed=plan.seed)
+            self.sums = {
+                "rank": SobolSums(n_c * n_f, shift=plan.nominal_rank.ravel(), integer=True, **kw),
+                "score": SobolSums(n_c * n_f, shift=plan.nominal_score.ravel(), **kw),
+                "rbar": SobolSums(n_f, integer=True, **kw),
+            }
+
+    def add(self, k: int, scores: np.ndarray, ranks: np.ndarray, deviation: np.ndarray | None = None) -> np.ndarray:
+        """Add chunk ``k`` (its scores and ranks (scenario, city, field)); return its rank histogram."""
+        plan = self.plan
+        a, b = plan.bounds(k)
+        if len(ranks) != b - a:
+            raise ValueError(f"chunk {k} has {b - a} scenarios, got {len(ranks)}")
+        stab = stability_rows(np.arange(a, b), plan.kind, plan.block_size) - a
+        r_stab = ranks[stab]
+        hist = rank_histogram(r_stab)
+        if k in self.chunks:
+            return hist  # already counted (a task run twice on this worker)
+        dev = rank_deviation(ranks, plan.nominal_rank) if deviation is None else deviation
+        self.rank_count += hist
+        top = r_stab[:, plan.top, :].astype(np.int16)
+        self.above += (top[:, :, None, :] < top[:, None, :, :]).sum(axis=0).transpose(2, 0, 1)
+        spearman, kendall = correlations(r_stab, plan.nominal_rank)
+        rbar = dev[stab] / ranks.shape[1]
+        self.stability[k] = np.stack([rbar, spearman, kendall], axis=-1)
+        if self.sums:
+            first = a // plan.block_size
+            self.sums["rank"].add(ranks.reshape(len(ranks), -1), first)
+            self.sums["score"].add(scores.reshape(len(scores), -1), first)
+            self.sums["rbar"].add(dev, first)
+        self.chunks.add(k)
+        return hist
+
+    def merge(self, other: Summary) -> bool:
+        """Add another summary of disjoint chunks; False (and nothing added) if they overlap."""
+        if other.chunks & self.chunks:
+            return False
+        self.chunks |= other.chunks
+        self.rank_count += other.rank_count
+        self.above += other.above
+        self.stability.update(other.stability)
+        for name, s in self.sums.items():
+            s.merge(other.sums[name])
+        return True
+
+    def stability_table(self) -> np.ndarray:
+        """(stability rows, field, [rbar, spearman, kendall]) in scenario order."""
+        parts = [self.stability[k] for k in sorted(self.stability)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.plan.nominal_rank.shape[1], 3))
