@@ -50,10 +50,11 @@ import logging
 import os
 import re
 import shutil
+import threading
 import time
 import weakref
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,8 @@ from .errors import UserError, did_you_mean
 WORKER_ENV: dict[str, str] = {
     "MALLOC_TRIM_THRESHOLD_": str(128 * 2**20),
     "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20),
+    # single-threaded workers: one BLAS thread each (dask's defaults, repeated for forked workers)
+    "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
 }
 #: The value distributed's nanny would set; an inherited copy of it is treated as not chosen by the user.
 DASK_TRIM_DEFAULT = "65536"
@@ -123,6 +126,44 @@ def connect(cluster: str = "local", *, scheduler: str | None = None, scheduler_f
         yield client
     finally:
         _close(client, made)
+
+
+class BackgroundCluster:
+    """:func:`connect` started in a thread, so that workers spawn and import while this process reads
+    the spec and creates the store; :meth:`client` waits for it. :meth:`release` starts shutting it down
+    in the background (the caller finishes the store meanwhile); :meth:`close` waits for that."""
+
+    def __init__(self, cluster: str = "local", **kwargs: Any) -> None:
+        self._stack = ExitStack()
+        self._client: distributed.Client | None = None
+        self._error: BaseException | None = None
+        self._started = threading.Thread(target=self._start, args=(cluster, kwargs), name="rankstab-cluster")
+        self._stopped: threading.Thread | None = None
+        self._started.start()
+
+    def _start(self, cluster: str, kwargs: dict) -> None:
+        try:
+            self._client = self._stack.enter_context(connect(cluster, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread by client()
+            self._error = exc
+
+    def client(self) -> distributed.Client:
+        self._started.join()
+        if self._error is not None:
+            raise self._error
+        assert self._client is not None
+        return self._client
+
+    def release(self) -> None:
+        if self._stopped is None:
+            self._started.join()
+            self._stopped = threading.Thread(target=self._stack.close, name="rankstab-cluster-close")
+            self._stopped.start()
+
+    def close(self) -> None:
+        self.release()
+        assert self._stopped is not None
+        self._stopped.join()
 
 
 def _close(client: distributed.Client | None, cluster: Any) -> None:
@@ -451,11 +492,25 @@ def _local_cluster(workers: int | None, options: dict, env: Mapping[str, str | N
     try:
         _set_environ(chosen)
         with dask.config.set(config):
+            if dask.config.get("distributed.worker.multiprocessing-method") == "spawn":
+                _fork_from_preloaded_server()
             return distributed.LocalCluster(**kwargs)
     except (ValueError, TypeError) as exc:
         raise UserError(f"cannot start the local cluster: {exc}") from exc
     finally:
         _set_environ(saved)
+
+
+def _fork_from_preloaded_server() -> None:
+    """Start local workers by forking a server process that has imported the engine once (multiprocessing's
+    forkserver), instead of spawning interpreters that each import it: measured here, workers are ready
+    about a second sooner. The server starts with the environment set for the nannies (thread counts,
+    malloc settings), which its children inherit."""
+    import multiprocessing
+
+    dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"})
+    distributed.utils.get_mp_context()  # distributed sets its own preload list first
+    multiprocessing.get_context("forkserver").set_forkserver_preload(["distributed", "numpy", "engine.sweep"])
 
 
 def _set_environ(values: Mapping[str, str | None]) -> None:

@@ -112,19 +112,19 @@ def decode(spec: Spec, tree: Tree, x: np.ndarray, schemes: np.ndarray) -> Decode
         "exclude": [nom.exclude], "weight_scheme": [nom.weight_scheme],
     }
     multipliers = np.ones((n, len(tree.nodes)))
-    per_level = {lv: np.full(n, nom.aggregation.name, dtype=object) for lv in AGG_LEVELS}
+    level_choices = {lv: [nom.aggregation.name] for lv in AGG_LEVELS}
+    level_idx = {lv: np.zeros(n, dtype=np.int64) for lv in AGG_LEVELS}
     for j, f in enumerate(spec.factors):
         u = x[:, j]
         if f.kind == "weight":
             multipliers[:, tree.nodes.index(f.node)] *= f.multiplier(u)
         elif f.kind == "aggregation":
             for lv in [f.level] if f.level else AGG_LEVELS:
-                per_level[lv] = np.array(f.choices, dtype=object)[f.index(u)]
+                level_choices[lv], level_idx[lv] = list(f.choices), f.index(u)
         else:
             options[f.kind] = list(f.choices)
             idx[f.kind] = f.index(u)
-    uniq, inverse = np.unique(_method_strings(per_level), return_inverse=True)
-    options["aggregation"], idx["aggregation"] = [str(m) for m in uniq], inverse.ravel()
+    options["aggregation"], idx["aggregation"] = _methods(level_choices, level_idx)
     scheme_names = scheme_order(spec)
     scheme_idx = np.array([scheme_names.index(s) for s in options["weight_scheme"]])[idx["weight_scheme"]]
     w = schemes[scheme_idx] * multipliers
@@ -134,10 +134,12 @@ def decode(spec: Spec, tree: Tree, x: np.ndarray, schemes: np.ndarray) -> Decode
     w = tree.renormalise(w)
 
     prep_kinds = ("normalisation", "outlier", "imputation")
-    combo = np.stack([idx[k] for k in prep_kinds], axis=1)
-    uniq, prep_idx = np.unique(combo, axis=0, return_inverse=True)
+    sizes = [len(options[k]) for k in prep_kinds]
+    key = (idx["normalisation"] * sizes[1] + idx["outlier"]) * sizes[2] + idx["imputation"]
+    uniq, prep_idx = np.unique(key, return_inverse=True)
+    combos = zip(uniq // (sizes[1] * sizes[2]), uniq // sizes[2] % sizes[1], uniq % sizes[2], strict=True)
     preps = [Prep(*(parse_option(k, options[k][c]) for k, c in zip(prep_kinds, row, strict=True)),
-                  denominate=nom.denominate) for row in uniq]
+                  denominate=nom.denominate) for row in combos]
     batch = Batch(preps=preps, prep_idx=prep_idx.ravel(), methods=options["aggregation"],
                   method_idx=idx["aggregation"], weights=w)
     choices = {k: np.array(options[k])[idx[k]] for k in DISCRETE}
@@ -145,11 +147,17 @@ def decode(spec: Spec, tree: Tree, x: np.ndarray, schemes: np.ndarray) -> Decode
     return Decoded(batch, choices)
 
 
-def _method_strings(per_level: dict[str, np.ndarray]) -> np.ndarray:
-    """``m`` when every level uses m, else ``group/field/overall`` (the kernel's method strings)."""
-    g, f, o = (per_level[lv].astype(str) for lv in AGG_LEVELS)
-    joined = np.char.add(np.char.add(np.char.add(np.char.add(g, "/"), f), "/"), o)
-    return np.where((g == f) & (f == o), g, joined)
+def _methods(choices: dict[str, list[str]], idx: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
+    """The kernel's method strings present (``m`` when every level uses m, else ``group/field/overall``)
+    and each scenario's index into them."""
+    g, f, o = (choices[lv] for lv in AGG_LEVELS)
+    key = (idx["group"] * len(f) + idx["field"]) * len(o) + idx["overall"]
+    uniq, inverse = np.unique(key, return_inverse=True)
+    names = []
+    for k in uniq:
+        parts = (g[k // (len(f) * len(o))], f[k // len(o) % len(f)], o[k % len(o)])
+        names.append(parts[0] if len(set(parts)) == 1 else "/".join(parts))
+    return names, inverse.ravel()
 
 
 def aggregation_methods(spec: Spec) -> list[str]:

@@ -17,8 +17,8 @@ def _pack(scores: np.ndarray, keys: np.ndarray) -> None:
     n_s, n_c, n_f = scores.shape
     bits = scores.view(np.uint32)
     for s in range(n_s):
-        for c in range(n_c):
-            for f in range(n_f):
+        for f in range(n_f):
+            for c in range(n_c):
                 v = scores[s, c, f]
                 if v != v:
                     k = np.uint64(0xFFFFFFFF)

@@ -124,13 +124,15 @@ class Spec:
 
     @classmethod
     def from_text(cls, text: str, source: str = "<spec>", base: Path | None = None,
-                  ds: xr.Dataset | None = None) -> Spec:
-        """Parse and validate spec text; ``ds`` replaces loading its [dataset] (e.g. the copy in a store)."""
+                  ds: xr.Dataset | None = None, evaluate: bool = True) -> Spec:
+        """Parse and validate spec text; ``ds`` replaces loading its [dataset] (e.g. the copy in a store).
+        ``evaluate=False`` skips evaluating every preparation x aggregation once (for a spec whose run
+        already passed that check, as in a store)."""
         try:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise UserError(f"{source}: malformed TOML ({exc}); fix the syntax there") from None
-        return _build(raw, text, source, base or Path("."), ds)
+        return _build(raw, text, source, base or Path("."), ds, evaluate)
 
 
 def resolve_spec_path(path: str | Path) -> Path:
@@ -163,7 +165,8 @@ def _as_tuple(t) -> tuple:
     return t if isinstance(t, tuple) else (t,)
 
 
-def _build(raw: dict, text: str, source: str, base: Path, ds: xr.Dataset | None = None) -> Spec:
+def _build(raw: dict, text: str, source: str, base: Path, ds: xr.Dataset | None = None,
+           evaluate: bool = True) -> Spec:
     _keys(raw, TOP_KEYS, source)
     if ds is None:
         ds, ref = _dataset(raw.get("dataset"), source, base)
@@ -193,7 +196,8 @@ def _build(raw: dict, text: str, source: str, base: Path, ds: xr.Dataset | None 
     if design.kind == "sobol" and len(spec.groups) < 2:
         raise UserError(f"{source}: a Sobol design needs at least 2 factors (or factor groups); "
                         f"add factors or use kind = \"montecarlo\"")
-    _check_combinations(spec)
+    if evaluate:
+        _check_combinations(spec)
     return spec
 
 

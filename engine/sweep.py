@@ -22,6 +22,7 @@ import xarray as xr
 import zarr
 
 from . import __version__
+from .cluster import BackgroundCluster
 from .dataset import data_hash
 from .design import auto_chunk, decode, design_rows, nominal_row, row_labels, weight_schemes
 from .errors import UserError, check_output_folder
@@ -98,7 +99,7 @@ def _build_state(job: Job) -> _Worker:
     # chunks=None: plain lazy arrays, no dask (inside a worker, dask would send the load to the cluster)
     store = xr.open_zarr(job.path, consolidated=False, chunks=None)
     ds = dataset_from_store(store)
-    spec = Spec.from_text(job.spec_text, source=store.attrs.get("spec_source", "<store>"), ds=ds)
+    spec = Spec.from_text(job.spec_text, source=store.attrs.get("spec_source", "<store>"), ds=ds, evaluate=False)
     prep = Prepared(spec.ds)
     schemes = weight_schemes(spec, prep.tree, prep.data(spec.nominal.prep))
     plan = Plan.from_store(store)
@@ -327,7 +328,7 @@ def run(spec: Spec | str | Path, out: str | Path | None = None, client=None, *, 
         analyse: bool = True) -> xr.Dataset:
     """Run a spec's sweep into a zarr store and return it opened lazily.
 
-    ``client``: a ``distributed.Client`` to use; otherwise one is made from ``cluster``/``scheduler``/
+    ``client``: a ``distributed.Client`` (or a :class:`~engine.cluster.BackgroundCluster`) to use; otherwise one is made from ``cluster``/``scheduler``/
     ``scheduler_file``/``workers`` (an embedded LocalCluster by default), or none with ``synchronous``.
     ``progress``: "bar", "quiet" (a line every few seconds) or None. ``max_chunks`` stops after that many
     chunks (the store stays incomplete and resumable; used to test interruption). ``grow`` doubles the
@@ -359,6 +360,8 @@ def run(spec: Spec | str | Path, out: str | Path | None = None, client=None, *, 
         finish = max_chunks is None or len(todo) == int((~done_chunks(path)).sum())
         merged, summary = _execute(job, todo, client, cluster, scheduler, scheduler_file, workers, synchronous,
                                    progress, gather=analyse and finish)
+        if isinstance(client, BackgroundCluster):
+            client.release()  # shuts down while the store is finished
         if finish:
             try:
                 finalise(path, _merge(job, merged))
@@ -438,7 +441,8 @@ def _execute(job: Job, todo: list[int], client, cluster, scheduler, scheduler_fi
         if synchronous or (not todo and not gather):
             return _in_process(job, todo, bar, gather)
         if client is not None:
-            return _on_client(client, job, todo, bar, gather)
+            return _on_client(client.client() if isinstance(client, BackgroundCluster) else client, job, todo,
+                              bar, gather)
         from .cluster import connect
 
         with connect(cluster, scheduler=scheduler, scheduler_file=scheduler_file, workers=workers) as c:
@@ -567,15 +571,26 @@ class Progress:
 
 
 def run_cli(args) -> int:
-    spec = Spec.from_toml(args.spec)
-    mode = "quiet" if args.quiet or not sys.stderr.isatty() else "bar"
     t0 = time.perf_counter()
-    kw = dict(cluster=args.cluster, scheduler=args.scheduler, scheduler_file=args.scheduler_file,
-              workers=args.workers, synchronous=args.synchronous, progress=mode)
-    analyse = not args.no_analyze or bool(args.until_ci)
+    spec = Spec.from_toml(args.spec)  # a bad spec or output folder fails before any cluster starts
+    _check_parent(Path(args.out) if args.out else default_out(spec))
     if args.until_ci and spec.design.kind != "sobol":
         raise UserError("--until-ci needs a Sobol design (kind = \"sobol\")")
-    store = run(spec, args.out, resume=args.resume, overwrite=args.overwrite, analyse=analyse, **kw)
+    where = dict(cluster=args.cluster, scheduler=args.scheduler, scheduler_file=args.scheduler_file,
+                 workers=args.workers)
+    bg = None if args.synchronous else BackgroundCluster(**where)  # workers start while the store is created
+    try:
+        return _run_cli(args, spec, bg, where, t0)
+    finally:
+        if bg is not None:
+            bg.close()
+
+
+def _run_cli(args, spec: Spec, bg: BackgroundCluster | None, where: dict, t0: float) -> int:
+    mode = "quiet" if args.quiet or not sys.stderr.isatty() else "bar"
+    kw = dict(synchronous=args.synchronous, progress=mode)
+    analyse = not args.no_analyze or bool(args.until_ci)
+    store = run(spec, args.out, bg, resume=args.resume, overwrite=args.overwrite, analyse=analyse, **kw)
     path = Path(args.out) if args.out else default_out(spec)
     el = time.perf_counter() - t0
     n = store.attrs["n_scenarios"]
@@ -592,7 +607,7 @@ def run_cli(args) -> int:
             if widest <= args.until_ci:
                 break
             print(f"widest ST interval +-{widest:.3f} > {args.until_ci}: doubling N", file=sys.stderr)
-            run(spec, path, grow=True, **kw)
+            run(spec, path, grow=True, **kw, **where)  # on a fresh cluster: the first one was released
             result = open_analysis(path).load()
         widest = result.attrs["max_ST_conf"]
         state = "reached" if widest <= args.until_ci else f"not reached after {args.max_doublings} doublings"
