@@ -1,11 +1,12 @@
 """End-to-end sweep benchmark of the default spec (GTII, Sobol with second order, 16 factors).
 
 Measured in one run (the machine is shared: compare the ratios):
-* wall time of `rankstab run` (CLI start, cluster start, sweep, store, analysis) at N = 2^14;
-* the same run's kernel-only rate on one core (design + decode + scores + ranks, no Dask, no zarr), and the
-  Dask + zarr overhead relative to it;
+* wall time of `rankstab run` (CLI start, cluster start, sweep, store, analysis) at N = 2^14: the target;
+* on one core, without Dask or zarr: the kernel-only rate (design + decode + scores + ranks) and the rate of
+  the whole task compute (kernel + the summaries the analysis needs, Sobol sums included);
+* the same sweep on an up-and-running 1-worker cluster: the Dask + zarr overhead over that task compute;
 * throughput with 1 and 2 workers;
-* peak RSS of the client and of each worker at N = 2^12, 2^14, 2^16 (must not grow with N).
+* peak RSS of the client and of each worker at N = 2^12, 2^14, 2^16.
 
 Usage: python bench/bench_sweep.py [--quick]
 """
@@ -21,9 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine.design import decode, design_rows, weight_schemes
+import xarray as xr
+
+from engine.design import auto_chunk, decode, design_rows, weight_schemes
 from engine.kernel import Prepared, evaluate
 from engine.spec import Spec
+from engine.summary import Plan, Summary
+from engine.sweep import run
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "scenarios" / "gtii-2019.toml"
@@ -35,17 +40,37 @@ def spec_file(tmp: Path, n: int) -> Path:
     return p
 
 
-def kernel_only(spec: Spec) -> float:
-    """Scenarios per second on one core: design rows, decode, scores and ranks, chunk by chunk."""
+def kernel_only(spec: Spec, summarise: bool = False) -> float:
+    """Scenarios per second on one core, chunk by chunk as the tasks do: design rows, decode, scores and
+    ranks, and with ``summarise`` also the task's summary (histograms, correlations, Sobol sums)."""
     prep = Prepared(spec.ds)
     schemes = weight_schemes(spec, prep.tree)
-    step = spec.block_size * 54
+    chunk = auto_chunk(spec, spec.ds.sizes["city"], spec.ds.sizes["field"])
+    summary = None
+    if summarise:
+        tmp = Path(tempfile.mkdtemp(prefix="rankstab-bench-plan-"))
+        run(spec, out=tmp / "nominal.zarr", synchronous=True, max_chunks=0)  # a store for the plan only
+        summary = Summary(Plan.from_store(xr.open_zarr(tmp / "nominal.zarr")))  # same chunking as below
+        shutil.rmtree(tmp, ignore_errors=True)
     t = time.perf_counter()
-    for a in range(0, spec.n_scenarios, step):
-        b = min(a + step, spec.n_scenarios)
+    for k, a in enumerate(range(0, spec.n_scenarios, chunk)):
+        b = min(a + chunk, spec.n_scenarios)
         dec = decode(spec, prep.tree, design_rows(spec, a, b), schemes)
-        evaluate(prep, dec.batch)
+        scores, ranks = evaluate(prep, dec.batch)
+        if summary is not None:
+            summary.add(k, scores, ranks)
     return spec.n_scenarios / (time.perf_counter() - t)
+
+
+def warm_sweep(spec_path: Path, out: Path, workers: int) -> float:
+    """Seconds of `engine.run` (sweep, store, analysis) on an up-and-running cluster of ``workers``."""
+    from engine.cluster import connect
+
+    with connect("local", workers=workers) as client:
+        run(spec_path, out=out, client=client, overwrite=True)  # warm-up: imports, numba caches
+        t = time.perf_counter()
+        run(spec_path, out=out, client=client, overwrite=True)
+        return time.perf_counter() - t
 
 
 def cli_run(spec: Path, out: Path, workers: int, analyze: bool) -> tuple[float, str]:
@@ -84,17 +109,23 @@ def main() -> None:
         path = spec_file(tmp, n)
         spec = Spec.from_toml(path)
         print(f"default spec at N = {n}: {spec.n_scenarios:,} scenarios, {len(spec.factors)} factors")
-        rate1 = kernel_only(spec)
-        print(f"  kernel only, one core:          {rate1:10,.0f} scenarios/s")
+        rate_k = kernel_only(spec)
+        rate_t = kernel_only(spec, summarise=True)
+        print(f"  one core, no Dask, no zarr: kernel only {rate_k:10,.0f} scenarios/s; "
+              f"kernel + summaries {rate_t:10,.0f} scenarios/s")
+        t_warm = warm_sweep(path, tmp / "w.zarr", 1)
+        print(f"  warm 1-worker cluster, sweep + store + analysis: {t_warm:.2f} s, "
+              f"{spec.n_scenarios / t_warm:10,.0f} scenarios/s")
+        print(f"  Dask + zarr overhead over the same task compute on one core: {t_warm * rate_t / spec.n_scenarios - 1:+.0%}"
+              f" (over the kernel alone: {t_warm * rate_k / spec.n_scenarios - 1:+.0%})")
+        times = {}
         for workers in (1, 2):
-            t, _ = cli_run(path, tmp / "s.zarr", workers, analyze=False)
-            print(f"  rankstab run, {workers} worker(s), no analysis: {t:6.1f} s  {spec.n_scenarios / t:10,.0f} scenarios/s")
-            if workers == 1:
-                t1 = t
-        t_all, out = cli_run(path, tmp / "s.zarr", 2, analyze=True)
-        print(f"  rankstab run, 2 workers, with analysis (CLI start included): {t_all:.1f} s")
-        print(f"  Dask + zarr overhead vs kernel-only on one core (1 worker): {t1 * rate1 / spec.n_scenarios - 1:+.0%}")
-        print(f"  scaling 1 -> 2 workers: {t1 / t:.2f}x")
+            times[workers], _ = cli_run(path, tmp / "s.zarr", workers, analyze=True)
+            print(f"  rankstab run, {workers} worker(s), with analysis (CLI start included): {times[workers]:6.1f} s "
+                  f"{spec.n_scenarios / times[workers]:10,.0f} scenarios/s")
+        t_na, _ = cli_run(path, tmp / "s.zarr", 2, analyze=False)
+        print(f"  rankstab run, 2 workers, --no-analyze: {t_na:.1f} s")
+        print(f"  scaling 1 -> 2 workers (whole command): {times[1] / times[2]:.2f}x")
         if not args.quick:
             print("peak RSS (MB): client, workers")
             for k in (12, 14, 16):

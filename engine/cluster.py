@@ -491,9 +491,12 @@ def _local_cluster(workers: int | None, options: dict, env: Mapping[str, str | N
     config["logging.distributed"] = "warning"
     try:
         _set_environ(chosen)
+        fork = dask.config.get("distributed.worker.multiprocessing-method") == "spawn"  # the default
+        if fork:
+            config["distributed.worker.multiprocessing-method"] = "forkserver"
         with dask.config.set(config):
-            if dask.config.get("distributed.worker.multiprocessing-method") == "spawn":
-                _fork_from_preloaded_server()
+            if fork:
+                _preload_fork_server()
             return distributed.LocalCluster(**kwargs)
     except (ValueError, TypeError) as exc:
         raise UserError(f"cannot start the local cluster: {exc}") from exc
@@ -501,14 +504,13 @@ def _local_cluster(workers: int | None, options: dict, env: Mapping[str, str | N
         _set_environ(saved)
 
 
-def _fork_from_preloaded_server() -> None:
-    """Start local workers by forking a server process that has imported the engine once (multiprocessing's
-    forkserver), instead of spawning interpreters that each import it: measured here, workers are ready
+def _preload_fork_server() -> None:
+    """Local workers are forked from a server process that has imported the engine once (multiprocessing's
+    forkserver) instead of spawned interpreters that each import it: measured here, workers are ready
     about a second sooner. The server starts with the environment set for the nannies (thread counts,
     malloc settings), which its children inherit."""
     import multiprocessing
 
-    dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"})
     distributed.utils.get_mp_context()  # distributed sets its own preload list first
     multiprocessing.get_context("forkserver").set_forkserver_preload(["distributed", "numpy", "engine.sweep"])
 

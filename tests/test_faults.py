@@ -51,7 +51,7 @@ def test_disk_full_then_resume(tmp_path, tmpfs):
     # free space: move the partial store to a roomy disk, then resume there
     roomy = tmp_path / "roomy.zarr"
     shutil.copytree(out, roomy)
-    res = cli("run", str(spec), "--out", str(roomy), "--synchronous", "--resume", "--no-analyze")
+    res = cli("run", str(spec), "--out", str(roomy), "--synchronous", "--resume", "--no-report")
     assert res.returncode == 0, res.stderr
     ref = tmp_path / "ref.zarr"
     engine.run(spec, out=ref, synchronous=True)
@@ -89,7 +89,7 @@ def test_scheduler_lost_then_resume(tmp_path):
                 p.kill()
                 p.wait(timeout=30)
     assert 0 < done_chunks(out).sum() < done_chunks(out).size
-    res = cli("run", str(spec), "--out", str(out), "--resume", "--workers", "2", "--no-analyze")
+    res = cli("run", str(spec), "--out", str(out), "--resume", "--workers", "2", "--no-report")
     assert res.returncode == 0, res.stderr
     ref = tmp_path / "ref.zarr"
     engine.run(spec, out=ref, synchronous=True)
