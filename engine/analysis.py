@@ -104,17 +104,18 @@ def analyze(path: str | Path, *, partial: bool = False, num_resamples: int | Non
 def summarise_store(path: Path, store: xr.Dataset, plan: Plan, chunks: list[int]) -> Summary:
     """A summary of the given chunks from the stored scores and ranks (recomputed if not stored)."""
     summary = Summary(plan)
-    stored = "rank" in store and "score" in store
-    if stored:
+    if "rank" in store and "score" in store:
         rank, score = (zarr.open_array(str(path / name), mode="r") for name in ("rank", "score"))
-    for k in chunks:
-        a, b = plan.bounds(k)
-        if stored:
+        for k in chunks:
+            a, b = plan.bounds(k)
             summary.add(k, score[a:b], rank[a:b])
-        else:
-            from .sweep import outputs
+        return summary
+    from .sweep import outputs, store_job  # the store keeps no scores: recompute them
 
-            summary.add(k, *outputs(str(path), store.attrs["spec_toml"], a, b))
+    job = store_job(path, analyse=False)
+    for k in chunks:
+        _, _, scores, ranks = outputs(job, *plan.bounds(k))
+        summary.add(k, scores, ranks)
     return summary
 
 

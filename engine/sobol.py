@@ -218,24 +218,25 @@ class SobolSums:
         block = min(nb_all, max(256, _BLOCK_BYTES // (chunk * (8 * step + T * self.dtype.itemsize))))
         big = np.maximum(np.abs(lo), np.abs(hi))
         zbuf = np.empty(chunk * step * block)
-        tbufs: dict = {}  # scratch for the terms, per dtype
+        tbufs: dict[np.dtype, np.ndarray] = {}  # scratch for the terms, per dtype
+        if self.boot is None:
+            self.boot = np.zeros((M, T, self.R))
         for i0 in range(0, nb_all, block):
             nb = min(block, nb_all - i0)
             rows = slice(first + i0, first + i0 + nb)
+            colmax = float(_counts_t(self.n, self.R, self.seed, np.float64)[rows].sum(axis=0).max())
             for c0 in range(0, M, chunk):
                 c = min(chunk, M - c0)
                 sl = slice(c0, c0 + c)
                 dtype = self.dtype
                 if self.integer:  # exact in float32 while every partial sum stays below 2^24
-                    colmax = float(_counts_t(self.n, self.R, self.seed, np.float64)[rows].sum(axis=0).max())
-                    dtype = np.float32 if 4 * float(big[sl].max()) ** 2 * colmax < _EXACT32 else np.float64
+                    dtype = np.dtype(np.float32 if 4 * float(big[sl].max()) ** 2 * colmax < _EXACT32 else np.float64)
                 counts = _counts_t(self.n, self.R, self.seed, dtype)[rows]
                 zb = zbuf[: c * step * nb].reshape(c, step, nb)
-                tbuf = tbufs.setdefault(np.dtype(dtype), np.empty(chunk * T * block, dtype))
-                tb = tbuf[: c * T * nb].reshape(c, T, nb)
+                if dtype not in tbufs:
+                    tbufs[dtype] = np.empty(chunk * T * block, dtype)
+                tb = tbufs[dtype][: c * T * nb].reshape(c, T, nb)
                 _fill_terms(Y, i0, c0, self.shift[sl], D, step, self.second_order, zb, tb, self.part[sl])
-                if self.boot is None:
-                    self.boot = np.zeros((M, T, self.R))
                 self.boot[sl] += (tb.reshape(c * T, nb) @ counts).reshape(c, T, self.R)
 
     def merge(self, other: SobolSums) -> SobolSums:

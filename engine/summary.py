@@ -63,10 +63,6 @@ class Plan:
     def bounds(self, k: int) -> tuple[int, int]:
         return k * self.chunk, min((k + 1) * self.chunk, self.n_scenarios)
 
-    @property
-    def n_chunks(self) -> int:
-        return -(-self.n_scenarios // self.chunk)
-
 
 def rank_histogram(ranks: np.ndarray) -> np.ndarray:
     """Counts (city, field, rank 1..C) of int ranks (scenario, city, field); rank 0 (no score) is dropped."""

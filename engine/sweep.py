@@ -328,8 +328,9 @@ def run(spec: Spec | str | Path, out: str | Path | None = None, client=None, *, 
         analyse: bool = True) -> xr.Dataset:
     """Run a spec's sweep into a zarr store and return it opened lazily.
 
-    ``client``: a ``distributed.Client`` (or a :class:`~engine.cluster.BackgroundCluster`) to use; otherwise one is made from ``cluster``/``scheduler``/
-    ``scheduler_file``/``workers`` (an embedded LocalCluster by default), or none with ``synchronous``.
+    ``client``: a ``distributed.Client`` (or a :class:`~engine.cluster.BackgroundCluster`) to use;
+    otherwise one is made from ``cluster``/``scheduler``/``scheduler_file``/``workers`` (an embedded
+    LocalCluster by default), or none with ``synchronous``.
     ``progress``: "bar", "quiet" (a line every few seconds) or None. ``max_chunks`` stops after that many
     chunks (the store stays incomplete and resumable; used to test interruption). ``grow`` doubles the
     base samples of a complete Sobol store and computes the new scenarios (see ``--until-ci``).
@@ -350,7 +351,7 @@ def run(spec: Spec | str | Path, out: str | Path | None = None, client=None, *, 
             except BaseException:
                 remove(path)  # a store whose layout was not fully written is of no use: nothing is lost
                 raise
-        job = _job_from_store(spec, path, analyse)
+        job = store_job(path, analyse)
         todo = [int(k) for k in np.flatnonzero(~done_chunks(path))]
         if not fresh and progress:
             verb = f"extending to {job.n:,} scenarios" if grow else "resuming"
@@ -405,10 +406,11 @@ def _create(spec: Spec, path: Path) -> None:
     create(path, *build_layout(spec, chunk, nominal(spec, prep, schemes), prep))
 
 
-def _job_from_store(spec: Spec, path: Path, analyse: bool = True) -> Job:
-    attrs = read_attrs(path)
-    key = str(attrs.get("run_id") or f"{spec.hash}-{attrs.get('created')}")
-    return Job(str(path), spec.text, int(attrs["chunk"]), int(attrs["n_scenarios"]), key, analyse)
+def store_job(path: str | Path, analyse: bool = True) -> Job:
+    """The job of a store, from its attributes (its spec text, chunking and run id)."""
+    attrs = read_attrs(Path(path))
+    key = str(attrs.get("run_id") or f"{attrs['spec_hash']}-{attrs.get('created')}")
+    return Job(str(path), attrs["spec_toml"], int(attrs["chunk"]), int(attrs["n_scenarios"]), key, analyse)
 
 
 class Merged:

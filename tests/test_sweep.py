@@ -236,3 +236,15 @@ def test_until_ci_doubles_along_the_same_sequence(tmp_path):
     engine.run(tmp_path / "b.toml", out=fresh, synchronous=True)
     assert_same(fresh, grown)
     assert verify(grown) == []
+
+
+@pytest.mark.parametrize("mode", ["ranks", "summary"])
+def test_analyze_recomputes_what_the_store_does_not_keep(tmp_path, mode):
+    """`analyze` of a store without scores recomputes them from the store alone: the same analysis as the run's."""
+    spec = tmp_path / f"{mode}.toml"
+    spec.write_text(f'store = "{mode}"\n' + small_spec(tmp_path, chunk=34 * 5).read_text())
+    out = tmp_path / f"{mode}.zarr"
+    engine.run(spec, out=out, synchronous=True)
+    assert "score" not in xr.open_zarr(out)
+    in_run = xr.open_zarr(out, group="analysis").load()
+    assert_same_analysis(in_run, engine.analyze(out, write=False))
