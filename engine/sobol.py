@@ -24,11 +24,13 @@ import statistics
 import numba
 import numpy as np
 import numpy.typing as npt
+from scipy.linalg.blas import dgemm, sgemm
 
 _EPS = np.finfo(float).eps
 _CHUNK_TERMS = 4096  # outputs per chunk × terms per output: rows of one matmul
 _BLOCK_BYTES = 32 * 2**20  # scratch for one block of base samples × one chunk of outputs
 _EXACT32 = 2.0**24  # integers below this add exactly in float32
+_FLOAT_MASS = 4096.0  # float outputs: float32 running sums cover at most this many resampled base samples
 
 
 def block_labels(names: list[str], second_order: bool) -> list[str]:
@@ -57,6 +59,7 @@ def resample_counts(n: int, num_resamples: int, seed: int | None) -> np.ndarray:
 
 
 _COUNTS: dict[tuple, np.ndarray] = {}
+_GEMM = {"f": sgemm, "d": dgemm}
 
 
 def _counts_t(n: int, R: int, seed: int | None, dtype) -> np.ndarray:
@@ -67,6 +70,15 @@ def _counts_t(n: int, R: int, seed: int | None, dtype) -> np.ndarray:
             _COUNTS.clear()
         _COUNTS[key] = np.ascontiguousarray(resample_counts(n, R, seed).T, dtype=dtype)
     return _COUNTS[key]
+
+
+def _accumulate(counts: np.ndarray, terms: np.ndarray, out: np.ndarray) -> None:
+    """out (K, R) += terms (K, nb) @ counts (nb, R), in place (BLAS gemm with beta = 1: no temporary and no
+    second pass over ``out``, which is large: every output x term x resample)."""
+    gemm = _GEMM[out.dtype.char]
+    res = gemm(1.0, counts.T, terms.T, beta=1.0, c=out.T, overwrite_c=1)  # F-order views: no copies
+    if not np.shares_memory(res, out):  # pragma: no cover - a BLAS wrapper that copied
+        out[...] = res.T
 
 
 _FASTMATH = {"reassoc", "contract"}  # lets sums vectorise; NaN/inf semantics kept
@@ -183,22 +195,40 @@ class SobolSums:
         self.total, self.total2 = np.zeros(M), np.zeros(M)
         self.lo, self.hi = np.full(M, np.inf), np.full(M, -np.inf)
         self.part = np.zeros((M, self.T))
-        self.boot: np.ndarray | None = None  # (M, T, R) float64, allocated by the first add
+        self.boot: np.ndarray | None = None  # (M, T, R) float64 bootstrap sums
+        # The matmuls accumulate in place into ``acc`` (M, T, R) in ``dtype``, which is added into ``boot``
+        # before it could lose exactness (integers) or precision (floats): ``load`` (M,) tracks the bound.
+        self.acc: np.ndarray | None = None
+        self.load = np.zeros(M)
 
     def __getstate__(self) -> dict:
-        """Compact for transfer between processes: integer bootstrap sums as int32 when they fit (exact),
-        the others as float32 (their own precision: they only feed the confidence intervals)."""
-        state = dict(self.__dict__)
+        """Compact for transfer between processes: the bootstrap sums as int32 (integer outputs, exact) or
+        float32 (the others: they only feed the confidence intervals); the receiver adds them into float64."""
+        state = dict(self.__dict__, acc=None, load=np.zeros(self.M))
+        if self.boot is None:  # never flushed: the float32 running sums are all there is (exact for integers)
+            state["boot"] = self.acc
+            return state
+        self.flush()
         boot = self.boot
-        if boot is not None:
-            fits = self.integer and float(np.abs(boot).max(initial=0)) < 2.0**31
-            state["boot"] = boot.astype(np.int32 if fits else np.float64 if self.integer else np.float32)
+        fits = self.integer and max(float(boot.max(initial=0)), -float(boot.min(initial=0))) < 2.0**31
+        state["boot"] = boot.astype(np.int32 if fits else np.float64 if self.integer else np.float32)
         return state
 
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        if self.boot is not None:
+    def _boot64(self) -> np.ndarray:
+        """The float64 bootstrap sums (allocated, or widened from a compact copy received from another process)."""
+        if self.boot is None:
+            self.boot = np.zeros((self.M, self.T, self.R))
+        elif self.boot.dtype != np.float64:
             self.boot = self.boot.astype(np.float64)
+        return self.boot
+
+    def flush(self, sl: slice = slice(None)) -> None:
+        """Add the in-place accumulator of outputs ``sl`` into the float64 bootstrap sums."""
+        if self.acc is None or not self.load[sl].any():
+            return
+        self._boot64()[sl] += self.acc[sl]
+        self.acc[sl] = 0
+        self.load[sl] = 0
 
     def add(self, Y: np.ndarray, first: int) -> None:
         """Add whole blocks: ``Y`` (blocks*step, M) are the rows of base samples ``first``, ``first`` + 1, ..."""
@@ -213,31 +243,40 @@ class SobolSums:
         self.total2 += s2
         self.lo, self.hi = np.minimum(self.lo, lo), np.maximum(self.hi, hi)
         self.rows += len(Y)
-        D, T, step, M = self.D, self.T, self.step, self.M
+        D, T, step, M, R = self.D, self.T, self.step, self.M, self.R
         chunk = min(M, self.chunk_outputs or max(2, _CHUNK_TERMS // T))
         block = min(nb_all, max(256, _BLOCK_BYTES // (chunk * (8 * step + T * self.dtype.itemsize))))
         big = np.maximum(np.abs(lo), np.abs(hi))
         zbuf = np.empty(chunk * step * block)
         tbufs: dict[np.dtype, np.ndarray] = {}  # scratch for the terms, per dtype
-        if self.boot is None:
-            self.boot = np.zeros((M, T, self.R))
+        if self.acc is None:
+            self.acc = np.zeros((M, T, R), self.dtype)
         for i0 in range(0, nb_all, block):
             nb = min(block, nb_all - i0)
             rows = slice(first + i0, first + i0 + nb)
-            colmax = float(_counts_t(self.n, self.R, self.seed, np.float64)[rows].sum(axis=0).max())
+            colmax = float(_counts_t(self.n, R, self.seed, np.float64)[rows].sum(axis=0).max())
+            # what this block adds to each output's bound: integers stay exact in float32 below 2^24;
+            # floats are flushed every _FLOAT_MASS resampled base samples
+            need = 4 * big * big * colmax if self.integer else np.full(M, colmax)
+            limit = _EXACT32 if self.integer else _FLOAT_MASS
             for c0 in range(0, M, chunk):
                 c = min(chunk, M - c0)
                 sl = slice(c0, c0 + c)
-                dtype = self.dtype
-                if self.integer:  # exact in float32 while every partial sum stays below 2^24
-                    dtype = np.dtype(np.float32 if 4 * float(big[sl].max()) ** 2 * colmax < _EXACT32 else np.float64)
-                counts = _counts_t(self.n, self.R, self.seed, dtype)[rows]
+                direct = self.integer and float(need[sl].max()) >= limit  # too big for float32: float64 sums
+                if not direct and float((self.load[sl] + need[sl]).max()) >= limit:
+                    self.flush(sl)
+                dtype = np.dtype(np.float64) if direct else self.dtype
+                target = self._boot64() if direct else self.acc
+                counts = _counts_t(self.n, R, self.seed, dtype)[rows]
                 zb = zbuf[: c * step * nb].reshape(c, step, nb)
                 if dtype not in tbufs:
                     tbufs[dtype] = np.empty(chunk * T * block, dtype)
-                tb = tbufs[dtype][: c * T * nb].reshape(c, T, nb)
-                _fill_terms(Y, i0, c0, self.shift[sl], D, step, self.second_order, zb, tb, self.part[sl])
-                self.boot[sl] += (tb.reshape(c * T, nb) @ counts).reshape(c, T, self.R)
+                tb = tbufs[dtype][: c * T * nb].reshape(c * T, nb)
+                _fill_terms(Y, i0, c0, self.shift[sl], D, step, self.second_order, zb, tb.reshape(c, T, nb),
+                            self.part[sl])
+                _accumulate(counts, tb, target[sl].reshape(c * T, R))
+                if not direct:
+                    self.load[sl] += need[sl]
 
     def merge(self, other: SobolSums) -> SobolSums:
         """Add another instance's sums (same outputs, design and resamples) into this one."""
@@ -245,13 +284,15 @@ class SobolSums:
                                                                          self.T) or not np.array_equal(
                 other.shift, self.shift):
             raise ValueError("cannot merge Sobol sums of different outputs, designs or resamples")
+        self.flush()
+        other.flush()
         self.rows += other.rows
         self.total += other.total
         self.total2 += other.total2
         self.lo, self.hi = np.minimum(self.lo, other.lo), np.maximum(self.hi, other.hi)
         self.part += other.part
         if other.boot is not None:
-            self.boot = other.boot.copy() if self.boot is None else self.boot + other.boot
+            self._boot64()[...] += other.boot
         return self
 
     def _estimates(self, sums: np.ndarray, mu: np.ndarray, var_all: np.ndarray,
@@ -279,6 +320,7 @@ class SobolSums:
             raise ValueError(f"Sobol sums hold {self.rows} rows of {self.n * self.step}: some blocks are missing")
         if not 0 < conf_level < 1:
             raise ValueError("need 0 < conf_level < 1")
+        self.flush()
         D, M = self.D, self.M
         mu = self.total / self.rows  # the global mean of y - shift
         var_all = np.maximum(self.total2 / self.rows - mu * mu, 0.0)
@@ -286,7 +328,7 @@ class SobolSums:
         mean = self.part[:, 0] / (2 * self.n)
         ok = varying & (self.part[:, 1] / (2 * self.n) - mean * mean > _EPS * var_all)
         s1, st, s2 = (e[..., 0] for e in self._estimates(self.part[:, :, None], mu, var_all, ok))
-        boot = self.boot if self.boot is not None else np.zeros((M, self.T, self.R))
+        boot = self._boot64()
         b1, bt, b2 = self._estimates(boot, mu, var_all, ok)
         q = statistics.NormalDist().inv_cdf(0.5 + conf_level / 2)
         out = {"S1": s1.T.copy(), "ST": st.T.copy(), "S1_conf": q * b1.std(axis=-1, ddof=1).T,

@@ -142,6 +142,31 @@ def test_chunking_and_blocking_do_not_change_results(monkeypatch):
     assert ref["ST_conf_all"].shape == (100, 4, 7)
 
 
+def test_integer_sums_exact_across_flushes_processes_and_blockings():
+    """Integer outputs: the float32 running sums are flushed into float64 before they could round, wide
+    outputs go straight to float64, and a pickled (compact) half merges back: every chunking, merge order
+    and transfer gives exactly the one-pass float64 result."""
+    import pickle
+
+    problem = sobol_problem(list("abcd"))
+    N, D = 512, 4
+    step = 2 * D + 2
+    Y = np.rint(model(design(problem, N, True), M=6) * 15).astype(np.int64)  # |y| up to ~150
+    Y[:, 5] *= 1000  # a single block of this output already exceeds float32's exact range
+    ref = sobol_indices(Y, D, second_order=True, dtype=np.float64, keep_resamples=True)
+    kw = dict(second_order=True, integer=True, seed=0, chunk_outputs=2)
+    for cut in (1, 7, 64, 300):
+        a, b = es.SobolSums(6, D, N, **kw), es.SobolSums(6, D, N, **kw)
+        for i0 in range(0, N, cut):
+            part = a if (i0 // cut) % 2 else b
+            part.add(Y[i0 * step : min(N, i0 + cut) * step], i0)
+        assert a.load.max() < 2**24 and b.load.max() < 2**24
+        b = pickle.loads(pickle.dumps(b))  # as a worker sends it: compact int32 or float32 sums
+        got = a.merge(b).result(keep_resamples=True)
+        for key in ref:
+            np.testing.assert_array_equal(got[key], ref[key], err_msg=f"{key}, blocks of {cut}")
+
+
 def test_affine_invariance_and_one_dimensional_input():
     problem = sobol_problem(list("abc"))
     Y = model(design(problem, 256, True), M=2)
