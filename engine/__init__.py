@@ -14,11 +14,21 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .dataset import list_datasets, load_dataset  # noqa: E402
-from .errors import UserError  # noqa: E402
-from .methodology import Methodology  # noqa: E402
-from .score import score  # noqa: E402
-from .spec import Spec  # noqa: E402
+# The submodules load on first use (PEP 562), so that ``rankstab run`` can start its worker processes
+# before it imports the heavy dependencies.
+_LAZY = {"list_datasets": "dataset", "load_dataset": "dataset", "UserError": "errors", "Methodology": "methodology",
+         "score": "scoring", "Spec": "spec"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["Methodology", "Spec", "UserError", "analyze", "list_datasets", "load_dataset", "report", "run",
            "score", "__version__"]

@@ -61,17 +61,9 @@ from typing import Any
 import dask
 import distributed
 
+from . import forkserver
 from .errors import UserError, did_you_mean
-
-#: Environment given to every worker process (see the module docstring for the measurement).
-WORKER_ENV: dict[str, str] = {
-    "MALLOC_TRIM_THRESHOLD_": str(128 * 2**20),
-    "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20),
-    # single-threaded workers: one BLAS thread each (dask's defaults, repeated for forked workers)
-    "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-}
-#: The value distributed's nanny would set; an inherited copy of it is treated as not chosen by the user.
-DASK_TRIM_DEFAULT = "65536"
+from .forkserver import DASK_TRIM_DEFAULT, WORKER_ENV  # noqa: F401 - part of this module's interface
 
 KINDS = ("local", "slurm", "pbs")
 TOP_KEYS = ("kind", "workers", "adapt", "env", "options")
@@ -481,47 +473,20 @@ def _local_cluster(workers: int | None, options: dict, env: Mapping[str, str | N
     # every nanny writes its values into this process's os.environ. So an earlier cluster in this
     # process (dask's own 65536 included) would leak into ours: put our values in place while the
     # nannies spawn, then restore this process's environment.
-    chosen = {}
-    for key, value in env.items():
-        current = os.environ.get(key)
-        user_set = current is not None and not (key == "MALLOC_TRIM_THRESHOLD_" and current == DASK_TRIM_DEFAULT)
-        chosen[key] = current if user_set else value
-    saved = {key: os.environ.get(key) for key in chosen}
+    chosen = forkserver.chosen_environ(env)
     config = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in chosen.items()}
     config["logging.distributed"] = "warning"
+    fork = dask.config.get("distributed.worker.multiprocessing-method") == "spawn"  # the default
+    if fork:  # fork workers from the preloaded server (started early by `rankstab run`, or now)
+        config["distributed.worker.multiprocessing-method"] = "forkserver"
     try:
-        _set_environ(chosen)
-        fork = dask.config.get("distributed.worker.multiprocessing-method") == "spawn"  # the default
-        if fork:
-            config["distributed.worker.multiprocessing-method"] = "forkserver"
-        with dask.config.set(config):
+        with forkserver.environ(chosen), dask.config.set(config):
             if fork:
-                _preload_fork_server()
+                distributed.utils.get_mp_context()  # distributed sets its own preload list first
+                forkserver.start(chosen)
             return distributed.LocalCluster(**kwargs)
     except (ValueError, TypeError) as exc:
         raise UserError(f"cannot start the local cluster: {exc}") from exc
-    finally:
-        _set_environ(saved)
-
-
-def _preload_fork_server() -> None:
-    """Local workers are forked from a server process that has imported the engine once (multiprocessing's
-    forkserver) instead of spawned interpreters that each import it: measured here, workers are ready
-    about a second sooner. The server starts with the environment set for the nannies (thread counts,
-    malloc settings), which its children inherit."""
-    import multiprocessing
-
-    distributed.utils.get_mp_context()  # distributed sets its own preload list first
-    multiprocessing.get_context("forkserver").set_forkserver_preload(["distributed", "numpy", "engine.sweep"])
-
-
-def _set_environ(values: Mapping[str, str | None]) -> None:
-    """Set (or, for None, remove) environment variables of this process."""
-    for key, value in values.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 def _local_memory_limit(n: int) -> int:

@@ -9,7 +9,7 @@ import xarray as xr
 from .dataset import embedded_names, load_dataset
 from .kernel import Batch, Prepared, evaluate
 from .methodology import Methodology, nominal_methodology
-from .score import methodology_batch
+from .scoring import methodology_batch
 
 
 def remove_one(source: str) -> xr.Dataset:

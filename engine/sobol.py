@@ -197,21 +197,25 @@ class SobolSums:
         self.part = np.zeros((M, self.T))
         self.boot: np.ndarray | None = None  # (M, T, R) float64 bootstrap sums
         # The matmuls accumulate in place into ``acc`` (M, T, R) in ``dtype``, which is added into ``boot``
-        # before it could lose exactness (integers) or precision (floats): ``load`` (M,) tracks the bound.
+        # before it could lose exactness (integers) or precision (floats). ``load`` (M,) bounds what ``acc``
+        # holds, ``bound`` what ``boot`` holds (integers: a bound of every |sum|; floats: resampled rows).
         self.acc: np.ndarray | None = None
         self.load = np.zeros(M)
+        self.bound = np.zeros(M)
 
     def __getstate__(self) -> dict:
-        """Compact for transfer between processes: the bootstrap sums as int32 (integer outputs, exact) or
-        float32 (the others: they only feed the confidence intervals); the receiver adds them into float64."""
-        state = dict(self.__dict__, acc=None, load=np.zeros(self.M))
-        if self.boot is None:  # never flushed: the float32 running sums are all there is (exact for integers)
-            state["boot"] = self.acc
+        """Compact for transfer between processes, in one pass: the bootstrap sums as int32 (integer outputs
+        whose bound fits: exact) or float32 (the others: they only feed the confidence intervals); the
+        receiver adds them into float64."""
+        state = dict(self.__dict__, acc=None, load=np.zeros(self.M), bound=self.bound + self.load)
+        acc = self.acc if self.acc is not None and self.load.any() else None
+        if self.boot is None:  # never flushed: the running sums are all there is (exact for integers)
+            state["boot"] = acc
             return state
-        self.flush()
-        boot = self.boot
-        fits = self.integer and max(float(boot.max(initial=0)), -float(boot.min(initial=0))) < 2.0**31
-        state["boot"] = boot.astype(np.int32 if fits else np.float64 if self.integer else np.float32)
+        fits = self.integer and float(state["bound"].max()) < 2.0**31
+        dtype = np.int32 if fits else np.float64 if self.integer else np.float32
+        state["boot"] = self.boot.astype(dtype, copy=False) if acc is None else \
+            np.add(self.boot, acc, out=np.empty(self.boot.shape, dtype), casting="unsafe")
         return state
 
     def _boot64(self) -> np.ndarray:
@@ -228,6 +232,7 @@ class SobolSums:
             return
         self._boot64()[sl] += self.acc[sl]
         self.acc[sl] = 0
+        self.bound[sl] += self.load[sl]
         self.load[sl] = 0
 
     def add(self, Y: np.ndarray, first: int) -> None:
@@ -275,8 +280,7 @@ class SobolSums:
                 _fill_terms(Y, i0, c0, self.shift[sl], D, step, self.second_order, zb, tb.reshape(c, T, nb),
                             self.part[sl])
                 _accumulate(counts, tb, target[sl].reshape(c * T, R))
-                if not direct:
-                    self.load[sl] += need[sl]
+                (self.bound if direct else self.load)[sl] += need[sl]
 
     def merge(self, other: SobolSums) -> SobolSums:
         """Add another instance's sums (same outputs, design and resamples) into this one."""
@@ -286,6 +290,7 @@ class SobolSums:
             raise ValueError("cannot merge Sobol sums of different outputs, designs or resamples")
         self.flush()
         other.flush()
+        self.bound += other.bound
         self.rows += other.rows
         self.total += other.total
         self.total2 += other.total2

@@ -41,7 +41,7 @@ def _score64(settings):
     """The float64 overall composite for one methodology, before the float32 cast of the store."""
     from engine.kernel import Prepared
     from engine.methodology import nominal_methodology
-    from engine.score import methodology_batch
+    from engine.scoring import methodology_batch
 
     m = nominal_methodology(ASEM).with_settings(settings)
     prep = Prepared(ASEM)

@@ -1,0 +1,11 @@
+"""Imported by the local workers' forkserver (see :mod:`engine.forkserver`): the engine, warmed up on
+the shipped default spec (:func:`engine.sweep.warm_up`), so every forked worker starts its first task
+warm. A failed warm-up only costs that time back: it never stops the server.
+"""
+
+from .sweep import warm_up
+
+try:
+    warm_up()
+except Exception:  # noqa: BLE001,S110 - an optimisation only (e.g. no shipped specs in this installation)
+    pass
