@@ -192,6 +192,27 @@ class Summary:
             s.merge(other.sums[name])
         return True
 
+    def export(self) -> dict:
+        """Everything but the plan as plain arrays and numbers (what a worker sends; see ``from_export``)."""
+        keys = sorted(self.stability)
+        n_f = self.plan.nominal_rank.shape[1]
+        return {"chunks": np.array(sorted(self.chunks), np.int64), "rank_count": self.rank_count, "above": self.above,
+                "stability_chunks": np.array(keys, np.int64),
+                "stability_rows": np.array([len(self.stability[k]) for k in keys], np.int64),
+                "stability": np.concatenate([self.stability[k] for k in keys]) if keys else np.zeros((0, n_f, 3)),
+                "sums": {name: s.export() for name, s in self.sums.items()}}
+
+    @classmethod
+    def from_export(cls, plan: Plan, state: dict) -> Summary:
+        out = cls(plan, sobol=False)
+        out.chunks = set(map(int, state["chunks"]))
+        out.rank_count, out.above = np.array(state["rank_count"]), np.array(state["above"])  # writable copies
+        ends = np.cumsum(state["stability_rows"])
+        out.stability = {int(k): state["stability"][e - n:e] for k, n, e in
+                         zip(state["stability_chunks"], state["stability_rows"], ends, strict=True)}
+        out.sums = {name: SobolSums.from_export(s) for name, s in state["sums"].items()}
+        return out
+
     def stability_table(self) -> np.ndarray:
         """(stability rows, field, [rbar, spearman, kendall]) in scenario order."""
         parts = [self.stability[k] for k in sorted(self.stability)]

@@ -177,6 +177,12 @@ def warm_up(spec: str = "gtii-2019") -> None:
     row_labels(sp, 0, block)
 
 
+def collect_export(job: Job) -> dict | None:
+    """:func:`collect`, as plain arrays and numbers for the trip to the client."""
+    summary = collect(job)
+    return None if summary is None else summary.export()
+
+
 # ------------------------------------------------------------------------------------------ the store
 
 
@@ -540,17 +546,15 @@ def _on_client(client, job: Job, todo: list[int], bar: Progress, gather: bool) -
 def _gather(client, job: Job, into: Summary | None = None) -> Summary:
     """Merge the summaries held by the workers; one overlapping another (a chunk run on two workers) is
     dropped, and its chunks are recomputed by the caller."""
-    parts = [p for p in client.run(collect, job, on_error="ignore").values() if p is not None]
+    parts = [p for p in client.run(collect_export, job, on_error="ignore").values() if p is not None]
+    plan = into.plan if into is not None else Plan.from_store(xr.open_zarr(job.path, consolidated=False, chunks=None))
     summary = into
     for part in parts:
         if summary is None:
-            summary = part
+            summary = Summary.from_export(plan, part)
         else:
-            summary.merge(part)
-    if summary is None:
-        store = xr.open_zarr(job.path, consolidated=False, chunks=None)
-        summary = Summary(Plan.from_store(store), sobol=job.analyse)
-    return summary
+            summary.merge(Summary.from_export(plan, part))
+    return summary if summary is not None else Summary(plan, sobol=job.analyse)
 
 
 class Progress:
