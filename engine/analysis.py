@@ -21,7 +21,7 @@ import xarray as xr
 import zarr
 
 from .errors import UserError
-from .store import open_store
+from .store import open_meta
 from .summary import TARGETS, Plan, Summary
 
 TOPS = (1, 3, 10)
@@ -78,7 +78,7 @@ def analyze(path: str | Path, *, partial: bool = False, num_resamples: int | Non
     Summarises the store chunk by chunk (stored ranks and scores, or recomputed ones when the store keeps
     only summaries): memory stays bounded whatever the number of scenarios."""
     path = Path(getattr(path, "encoding", {}).get("source", path)) if isinstance(path, xr.Dataset) else Path(path)
-    store = open_store(path)
+    store = open_meta(path)
     done = store["chunk_done"].values.astype(bool)
     complete = bool(store.attrs.get("complete")) and done.all()
     if not complete:
@@ -124,14 +124,12 @@ def build(store: xr.Dataset, summary: Summary, complete: bool = True, conf_level
     plan = summary.plan
     stats = rank_statistics(summary.rank_count, plan.nominal_rank)
     out = xr.Dataset({k: v for k, v in stats.items()})
-    table = summary.stability_table()
-    n_stab = len(table)
-    for i, name in enumerate(("rbar", "spearman", "kendall")):
-        v = table[:, :, i]
-        out[f"{name}_mean"] = ("field", v.mean(axis=0))
+    n_stab = summary.n_stability
+    for name in ("rbar", "spearman", "kendall"):
+        out[f"{name}_mean"] = ("field", summary.mean(name))
         for q in (5, 50, 95) if name == "rbar" else (5, 95):
             label = "median" if q == 50 else f"q{q:02d}"
-            out[f"{name}_{label}"] = ("field", np.percentile(v, q, axis=0))
+            out[f"{name}_{label}"] = ("field", summary.quantile(name, q / 100))
     top = plan.top
     out["pair_prob"] = (("field", "top_city", "top_city_other"), summary.above / max(n_stab, 1))
     cities = store["city"].values

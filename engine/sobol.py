@@ -53,23 +53,35 @@ def resample_counts(n: int, num_resamples: int, seed: int | None) -> np.ndarray:
     Draws the indices as SALib does for a truthy seed (``default_rng(seed).integers(n, size=(n, R))``),
     so with the same non-zero seed the resamples are exactly SALib's.
     """
-    idx = np.random.default_rng(seed).integers(n, size=(n, num_resamples))
-    flat = (idx + n * np.arange(num_resamples)).ravel()
-    return np.bincount(flat, minlength=n * num_resamples).reshape(num_resamples, n)
+    return _counts_t(n, num_resamples, seed).T.astype(np.int64)
 
 
 _COUNTS: dict[tuple, np.ndarray] = {}
 _GEMM = {"f": sgemm, "d": dgemm}
+_DRAW_ROWS = 4096  # indices are drawn this many rows at a time (the same stream as one draw)
 
 
-def _counts_t(n: int, R: int, seed: int | None, dtype) -> np.ndarray:
-    """(n, R) resample counts in ``dtype``, cached per process (the last few designs)."""
-    key = (n, R, seed, np.dtype(dtype).str)
+def _counts_t(n: int, R: int, seed: int | None) -> np.ndarray:
+    """(n, R) resample counts as small unsigned integers (1 byte per base sample and resample), cached per
+    process (the last few designs). Drawn in pieces, so no (n, R) index array is ever held."""
+    key = (n, R, seed)
     if key not in _COUNTS:
         if len(_COUNTS) > 4:
             _COUNTS.clear()
-        _COUNTS[key] = np.ascontiguousarray(resample_counts(n, R, seed).T, dtype=dtype)
+        rng = np.random.default_rng(seed)
+        counts = np.zeros((n, R), np.uint16)
+        for i0 in range(0, n, _DRAW_ROWS):
+            _tally_draws(rng.integers(n, size=(min(_DRAW_ROWS, n - i0), R)), counts)
+        _COUNTS[key] = counts.astype(np.uint8) if counts.max(initial=0) < 256 else counts
     return _COUNTS[key]
+
+
+@numba.njit(cache=True, nogil=True)
+def _tally_draws(idx, counts):  # pragma: no cover - compiled
+    rows, R = idx.shape
+    for i in range(rows):
+        for r in range(R):
+            counts[idx[i, r], r] += 1
 
 
 def _accumulate(counts: np.ndarray, terms: np.ndarray, out: np.ndarray) -> None:
@@ -271,7 +283,9 @@ class SobolSums:
         for i0 in range(0, nb_all, block):
             nb = min(block, nb_all - i0)
             rows = slice(first + i0, first + i0 + nb)
-            colmax = float(_counts_t(self.n, R, self.seed, np.float64)[rows].sum(axis=0).max())
+            block_counts = _counts_t(self.n, R, self.seed)[rows]
+            colmax = float(block_counts.sum(axis=0, dtype=np.int64).max())
+            as_dtype = {}  # the block's counts in each matmul dtype
             # what this block adds to each output's bound: integers stay exact in float32 below 2^24;
             # floats are flushed every _FLOAT_MASS resampled base samples
             need = 4 * big * big * colmax if self.integer else np.full(M, colmax)
@@ -284,7 +298,9 @@ class SobolSums:
                     self.flush(sl)
                 dtype = np.dtype(np.float64) if direct else self.dtype
                 target = self._boot64() if direct else self.acc
-                counts = _counts_t(self.n, R, self.seed, dtype)[rows]
+                if dtype not in as_dtype:
+                    as_dtype[dtype] = np.ascontiguousarray(block_counts, dtype=dtype)
+                counts = as_dtype[dtype]
                 zb = zbuf[: c * step * nb].reshape(c, step, nb)
                 if dtype not in tbufs:
                     tbufs[dtype] = np.empty(chunk * T * block, dtype)

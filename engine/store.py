@@ -35,6 +35,7 @@ from zarr.core.sync import sync
 
 from .errors import UserError
 
+INDEX_CHUNK = 2**20  # scenarios per chunk of the scenario index
 CHOICE_VARS = ("normalisation", "aggregation", "outlier", "imputation", "excluded", "weight_scheme")
 def lock_path(path: Path) -> Path:
     """The lock file of a store: a hidden sibling, so the store itself stays a pure zarr hierarchy."""
@@ -169,9 +170,11 @@ def create(path: Path, small: xr.Dataset, big: list[BigArray]) -> None:
             g.create_array(b.name, shape=b.shape, chunks=(b.chunk, *b.shape[1:]), dtype=b.dtype,
                            fill_value=b.fill, compressors=compressor(b.dtype), dimension_names=list(b.dims),
                            attributes=b.attrs)
-        scenario = g.create_array("scenario", shape=(big[0].shape[0],), chunks=(big[0].shape[0],), dtype="int64",
-                                  fill_value=-1, compressors=compressor("int64"), dimension_names=["scenario"])
-        scenario[:] = np.arange(big[0].shape[0])
+        n = big[0].shape[0]
+        scenario = g.create_array("scenario", shape=(n,), chunks=(min(n, INDEX_CHUNK),), dtype="int64", fill_value=-1,
+                                  compressors=compressor("int64"), dimension_names=["scenario"])
+        for a in range(0, n, INDEX_CHUNK):  # piece by piece: memory independent of the number of scenarios
+            scenario[a : a + INDEX_CHUNK] = np.arange(a, min(n, a + INDEX_CHUNK))
     except PermissionError:
         raise UserError(f"{path}: permission denied; choose a writable --out") from None
     except OSError as exc:
@@ -181,12 +184,24 @@ def create(path: Path, small: xr.Dataset, big: list[BigArray]) -> None:
 
 def open_store(path: str | Path) -> xr.Dataset:
     """Open a store lazily (the plain xarray call downstream code uses)."""
+    return xr.open_zarr(str(check_store(path)), consolidated=False)
+
+
+def check_store(path: str | Path) -> Path:
+    """``path`` if it is a rankstab store, else a clear error."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: no such store; run `rankstab run SPEC --out {path}` first")
     if not is_store(path):
         raise UserError(f"{path}: not a rankstab store (no spec_hash attribute)")
-    return xr.open_zarr(str(path), consolidated=False)
+    return path
+
+
+def open_meta(path: str | Path) -> xr.Dataset:
+    """A store as rankstab itself reads it: lazily, without dask and without the ``scenario`` and ``chunk``
+    index coordinates, which xarray would load into memory (8 bytes per scenario). Attributes, inputs,
+    nominal results and coordinates other than those are all there; per-scenario arrays stay on disk."""
+    return xr.open_zarr(str(check_store(path)), consolidated=False, chunks=None, drop_variables=["scenario", "chunk"])
 
 
 def verify(path: str | Path) -> list[str]:

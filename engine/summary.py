@@ -4,7 +4,10 @@ Each sweep task adds its chunk's scores and ranks to the summary held by its wor
 analysis needs no second pass over the store. A summary holds, over the chunks it has seen:
 
 * the rank histogram count(city, field, rank) and, for the top cities, how often a ranks above b;
-* per stability row (Monte Carlo: every row; Sobol: the A and B rows) R-bar, Spearman and Kendall;
+* the exact distributions, per field, of R-bar, Spearman and Kendall over the stability rows (Monte
+  Carlo: every row; Sobol: the A and B rows), as distinct values with counts: these statistics take few
+  distinct values (R-bar is a multiple of 1/cities, the correlations are functions of integer sums), so
+  their size is bounded by the data, not by the number of scenarios, and percentiles stay exact;
 * for Sobol designs, :class:`engine.sobol.SobolSums` of every rank, every score and R-bar.
 
 Summaries of disjoint chunk sets merge by addition. Rank-based sums are integers, summed exactly, so
@@ -25,6 +28,42 @@ from .sobol import SobolSums
 
 TOP_PAIRS = 10  # pairwise probabilities for this many top cities (by nominal overall rank)
 TARGETS = ("rank", "score")
+
+STATS = ("rbar", "spearman", "kendall")
+
+
+def tally(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values (sorted) and their counts."""
+    v, c = np.unique(values, return_counts=True)
+    return v, c.astype(np.int64)
+
+
+def combine(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The tally of two tallies' values together."""
+    v = np.concatenate([a[0], b[0]])
+    c = np.concatenate([a[1], b[1]])
+    order = np.argsort(v, kind="stable")
+    v, c = v[order], c[order]
+    first = np.flatnonzero(np.r_[True, v[1:] != v[:-1]]) if len(v) else np.zeros(0, np.int64)
+    return v[first], np.add.reduceat(c, first) if len(v) else c
+
+
+def tally_quantile(values: np.ndarray, counts: np.ndarray, q: float) -> float:
+    """Type-7 quantile (``np.percentile(expanded, 100 q)``) of a tally."""
+    n = int(counts.sum())
+    if not n:
+        return float("nan")
+    cum = np.cumsum(counts)
+    h = (n - 1) * q
+    lo = int(np.floor(h))
+    v_lo = values[np.searchsorted(cum, lo, side="right")]
+    v_hi = values[np.searchsorted(cum, min(lo + 1, n - 1), side="right")]
+    return float(v_lo + (h - lo) * (v_hi - v_lo))
+
+
+def tally_mean(values: np.ndarray, counts: np.ndarray) -> float:
+    n = int(counts.sum())
+    return float((values * counts).sum() / n) if n else float("nan")
 
 
 @dataclass(frozen=True)
@@ -143,7 +182,9 @@ class Summary:
         self.chunks: set[int] = set()
         self.rank_count = np.zeros((n_c, n_f, n_c), np.int64)
         self.above = np.zeros((n_f, k, k), np.int64)  # how often top city a ranks strictly above b
-        self.stability: dict[int, np.ndarray] = {}  # chunk -> (stability rows, field, [rbar, spearman, kendall])
+        self.n_stability = 0  # stability rows seen
+        empty = (np.zeros(0), np.zeros(0, np.int64))
+        self.dist = {name: [empty] * n_f for name in STATS}  # statistic -> per field (values, counts)
         self.sums: dict[str, SobolSums] = {}
         if plan.sobol and sobol:
             kw = dict(D=plan.n_groups, n=plan.n_base, second_order=plan.second_order,
@@ -171,7 +212,9 @@ class Summary:
         self.above += (top[:, :, None, :] < top[:, None, :, :]).sum(axis=0).transpose(2, 0, 1)
         spearman, kendall = correlations(r_stab, plan.nominal_rank)
         rbar = dev[stab] / ranks.shape[1]
-        self.stability[k] = np.stack([rbar, spearman, kendall], axis=-1)
+        for name, v in zip(STATS, (rbar, spearman, kendall), strict=True):
+            self.dist[name] = [combine(d, tally(v[:, f])) for f, d in enumerate(self.dist[name])]
+        self.n_stability += len(stab)
         if self.sums:
             first = a // plan.block_size
             self.sums["rank"].add(ranks.reshape(len(ranks), -1), first)
@@ -187,33 +230,39 @@ class Summary:
         self.chunks |= other.chunks
         self.rank_count += other.rank_count
         self.above += other.above
-        self.stability.update(other.stability)
+        self.n_stability += other.n_stability
+        for name in STATS:
+            self.dist[name] = [combine(a, b) for a, b in zip(self.dist[name], other.dist[name], strict=True)]
         for name, s in self.sums.items():
             s.merge(other.sums[name])
         return True
 
     def export(self) -> dict:
         """Everything but the plan as plain arrays and numbers (what a worker sends; see ``from_export``)."""
-        keys = sorted(self.stability)
-        n_f = self.plan.nominal_rank.shape[1]
-        return {"chunks": np.array(sorted(self.chunks), np.int64), "rank_count": self.rank_count, "above": self.above,
-                "stability_chunks": np.array(keys, np.int64),
-                "stability_rows": np.array([len(self.stability[k]) for k in keys], np.int64),
-                "stability": np.concatenate([self.stability[k] for k in keys]) if keys else np.zeros((0, n_f, 3)),
-                "sums": {name: s.export() for name, s in self.sums.items()}}
+        out = {"chunks": np.array(sorted(self.chunks), np.int64), "rank_count": self.rank_count, "above": self.above,
+               "n_stability": self.n_stability, "sums": {name: s.export() for name, s in self.sums.items()}}
+        for name, per_field in self.dist.items():
+            out[f"{name}_values"] = np.concatenate([v for v, _ in per_field])
+            out[f"{name}_counts"] = np.concatenate([c for _, c in per_field])
+            out[f"{name}_sizes"] = np.array([len(v) for v, _ in per_field], np.int64)
+        return out
 
     @classmethod
     def from_export(cls, plan: Plan, state: dict) -> Summary:
         out = cls(plan, sobol=False)
         out.chunks = set(map(int, state["chunks"]))
         out.rank_count, out.above = np.array(state["rank_count"]), np.array(state["above"])  # writable copies
-        ends = np.cumsum(state["stability_rows"])
-        out.stability = {int(k): state["stability"][e - n:e] for k, n, e in
-                         zip(state["stability_chunks"], state["stability_rows"], ends, strict=True)}
+        out.n_stability = int(state["n_stability"])
+        for name in STATS:
+            cuts = np.cumsum(state[f"{name}_sizes"])[:-1]
+            out.dist[name] = list(zip(np.split(np.array(state[f"{name}_values"]), cuts),
+                                      np.split(np.array(state[f"{name}_counts"]), cuts), strict=True))
         out.sums = {name: SobolSums.from_export(s) for name, s in state["sums"].items()}
         return out
 
-    def stability_table(self) -> np.ndarray:
-        """(stability rows, field, [rbar, spearman, kendall]) in scenario order."""
-        parts = [self.stability[k] for k in sorted(self.stability)]
-        return np.concatenate(parts) if parts else np.zeros((0, self.plan.nominal_rank.shape[1], 3))
+    def quantile(self, name: str, q: float) -> np.ndarray:
+        """Type-7 quantile of statistic ``name`` per field over the stability rows."""
+        return np.array([tally_quantile(v, c, q) for v, c in self.dist[name]])
+
+    def mean(self, name: str) -> np.ndarray:
+        return np.array([tally_mean(v, c) for v, c in self.dist[name]])

@@ -31,6 +31,7 @@ from .sobol import block_labels
 from .spec import Spec
 from .store import (
     CHOICE_VARS,
+    INDEX_CHUNK,
     BigArray,
     create,
     dataset_from_store,
@@ -39,6 +40,7 @@ from .store import (
     is_store,
     lock,
     open_group,
+    open_meta,
     open_store,
     read_attrs,
     remove,
@@ -96,8 +98,7 @@ def _state(job: Job) -> _Worker:
 
 
 def _build_state(job: Job) -> _Worker:
-    # chunks=None: plain lazy arrays, no dask (inside a worker, dask would send the load to the cluster)
-    store = xr.open_zarr(job.path, consolidated=False, chunks=None)
+    store = open_meta(job.path)  # no dask inside a worker, and memory independent of the number of scenarios
     ds = dataset_from_store(store)
     spec = Spec.from_text(job.spec_text, source=store.attrs.get("spec_source", "<store>"), ds=ds, evaluate=False)
     prep = Prepared(spec.ds)
@@ -396,7 +397,7 @@ def run(spec: Spec | str | Path, out: str | Path | None = None, client=None, *, 
                 if summary is not None:
                     from .analysis import build, write_analysis
 
-                    write_analysis(path, build(open_store(path), summary))
+                    write_analysis(path, build(open_meta(path), summary))
             except OSError as exc:
                 raise _fault(job, exc) from None
     return open_store(path)
@@ -417,7 +418,8 @@ def extend(path: str | Path) -> None:
         dims = arr.metadata.dimension_names or ()
         if dims and dims[0] in ("scenario", "chunk"):
             arr.resize((n_new if dims[0] == "scenario" else n_chunks, *arr.shape[1:]))
-    g["scenario"][n_old:] = np.arange(n_old, n_new)
+    for a in range(n_old, n_new, INDEX_CHUNK):
+        g["scenario"][a : a + INDEX_CHUNK] = np.arange(a, min(n_new, a + INDEX_CHUNK))
     g["chunk"][:] = np.arange(n_chunks)
     if n_old % chunk:  # the old last chunk is partial: recompute it whole (same values for its old rows)
         g["chunk_done"][n_old // chunk] = 0
@@ -547,7 +549,7 @@ def _gather(client, job: Job, into: Summary | None = None) -> Summary:
     """Merge the summaries held by the workers; one overlapping another (a chunk run on two workers) is
     dropped, and its chunks are recomputed by the caller."""
     parts = [p for p in client.run(collect_export, job, on_error="ignore").values() if p is not None]
-    plan = into.plan if into is not None else Plan.from_store(xr.open_zarr(job.path, consolidated=False, chunks=None))
+    plan = into.plan if into is not None else Plan.from_store(open_meta(job.path))
     summary = into
     for part in parts:
         if summary is None:
