@@ -137,7 +137,7 @@ def build(store: xr.Dataset, summary: Summary, complete: bool = True, conf_level
                             rank=np.arange(1, store.sizes["city"] + 1),
                             city_name=("city", store["city_name"].values),
                             top_city=cities[top], top_city_other=cities[top])
-    if summary.sums:
+    if summary.has_sobol:
         conf = float(conf_level or store.attrs.get("conf_level", 0.95))
         sens = _sobol(store, summary, conf)
         out = out.merge(sens)
@@ -165,7 +165,7 @@ def _sobol(store: xr.Dataset, summary: Summary, conf: float) -> xr.Dataset:
     dim = "factor_group" if grouped else "factor"
     names = groups if grouped else factors
     n_c, n_f = plan.nominal_rank.shape
-    res = {t: summary.sums[t].result(conf) for t in TARGETS}
+    res = {t: summary.sobol_result(t, conf) for t in TARGETS}
     cf = ("city", "field")
 
     def stack(key: str, lead: int) -> np.ndarray:
@@ -176,7 +176,7 @@ def _sobol(store: xr.Dataset, summary: Summary, conf: float) -> xr.Dataset:
     if plan.second_order:
         for key in ("S2", "S2_conf"):
             out[key] = (("target", dim, f"{dim}_other", *cf), stack(key, 2))
-    rb = summary.sums["rbar"].result(conf)
+    rb = summary.sobol_result("rbar", conf)
     for key in ("S1", "ST", "S1_conf", "ST_conf"):
         out[f"{key}_rbar"] = ((dim, "field"), rb[key])
     out = out.assign_coords({"target": list(TARGETS), dim: names})

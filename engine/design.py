@@ -14,7 +14,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import qmc
 
 from .kernel import Batch
 from .methodology import Prep, parse_option
@@ -27,6 +26,8 @@ DISCRETE = ("normalisation", "aggregation", "outlier", "imputation", "exclude", 
 
 def base_sequence(d: int, n: int, seed: int, skip: int = 0) -> np.ndarray:
     """The first ``n`` points (after ``skip``) of a scrambled Sobol' sequence in ``d`` dimensions."""
+    from scipy.stats import qmc  # imported on first use: scipy.stats takes ~0.5 s to import
+
     qrng = qmc.Sobol(d=d, scramble=True, seed=seed)
     if skip:
         qrng.fast_forward(int(skip))

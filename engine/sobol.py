@@ -58,6 +58,7 @@ def resample_counts(n: int, num_resamples: int, seed: int | None) -> np.ndarray:
 
 _COUNTS: dict[tuple, np.ndarray] = {}
 _GEMM = {"f": sgemm, "d": dgemm}
+_PER_OUTPUT = ("shift", "total", "total2", "lo", "hi", "part", "boot", "load", "bound")  # state arrays (M, ...)
 _DRAW_ROWS = 4096  # indices are drawn this many rows at a time (the same stream as one draw)
 
 
@@ -234,6 +235,16 @@ class SobolSums:
         """The compact state (see ``__getstate__``) as plain arrays and numbers: Dask sends these without
         pickling (measured here 2-4x faster than a pickled object of the same size)."""
         return dict(self.__getstate__(), dtype=self.dtype.str)
+
+    @staticmethod
+    def slice_export(state: dict, part: int, parts: int) -> dict:
+        """Outputs ``part`` of ``parts`` (contiguous, near-equal shares) of an exported state: the sums of
+        disjoint output slices merge and finish independently (the reduce-scatter of a sweep)."""
+        M = int(state["M"])
+        lo, hi = (M * part) // parts, (M * (part + 1)) // parts
+        out = {k: (v[lo:hi] if k in _PER_OUTPUT and v is not None else v) for k, v in state.items()}
+        out["M"] = hi - lo
+        return out
 
     @classmethod
     def from_export(cls, state: dict) -> SobolSums:

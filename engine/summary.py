@@ -186,6 +186,8 @@ class Summary:
         empty = (np.zeros(0), np.zeros(0, np.int64))
         self.dist = {name: [empty] * n_f for name in STATS}  # statistic -> per field (values, counts)
         self.sums: dict[str, SobolSums] = {}
+        self.results: dict[str, dict] = {}  # Sobol results already finished elsewhere (see engine.sweep)
+        self.results_conf: float | None = None
         if plan.sobol and sobol:
             kw = dict(D=plan.n_groups, n=plan.n_base, second_order=plan.second_order,
                       num_resamples=plan.num_resamples, seed=plan.seed)
@@ -259,6 +261,16 @@ class Summary:
                                       np.split(np.array(state[f"{name}_counts"]), cuts), strict=True))
         out.sums = {name: SobolSums.from_export(s) for name, s in state["sums"].items()}
         return out
+
+    def sobol_result(self, name: str, conf_level: float) -> dict[str, np.ndarray]:
+        """Sobol' indices of output set ``name`` ("rank", "score", "rbar"): finished by the workers, or now."""
+        if name in self.results and self.results_conf == conf_level:
+            return self.results[name]
+        return self.sums[name].result(conf_level)
+
+    @property
+    def has_sobol(self) -> bool:
+        return bool(self.sums or self.results)
 
     def quantile(self, name: str, q: float) -> np.ndarray:
         """Type-7 quantile of statistic ``name`` per field over the stability rows."""

@@ -27,7 +27,7 @@ from .dataset import data_hash
 from .design import auto_chunk, decode, design_rows, nominal_row, row_labels, weight_schemes
 from .errors import UserError, check_output_folder
 from .kernel import Prepared, evaluate
-from .sobol import block_labels
+from .sobol import SobolSums, block_labels
 from .spec import Spec
 from .store import (
     CHOICE_VARS,
@@ -532,31 +532,78 @@ def _on_client(client, job: Job, todo: list[int], bar: Progress, gather: bool) -
         client.cancel(futures)
     if not gather:
         return merged, None
-    summary = _gather(client, job)
+    plan = Plan.from_store(open_meta(job.path))
+    tag = f"{tag}-{uuid.uuid4().hex[:8]}"  # this gathering's tasks (a resumed run keeps its run id)
+    summary, held = _gather(client, job, tag, Summary(plan, sobol=False), [])
     missing = sorted(set(range(job.n_chunks)) - summary.chunks)
     if missing:  # chunks of an earlier session, or whose summary died with its worker: recompute them
         futures = client.map(summarise_chunk, [job] * len(missing), missing, key=[f"sum-{tag}-{k}" for k in missing],
                              retries=2, pure=False)
         client.gather(futures)
         del futures
-        summary = _gather(client, job, summary)
+        summary, held = _gather(client, job, tag + "-2", summary, held)
         if set(range(job.n_chunks)) - summary.chunks:
             raise RuntimeError("the summaries of some chunks were lost twice; rerun `rankstab analyze`")
+    if job.analyse and plan.sobol:
+        conf = float(read_attrs(Path(job.path)).get("conf_level", 0.95))
+        summary.results, summary.results_conf = _reduce_scatter(client, tag, held, conf), conf
     return merged, summary
 
 
-def _gather(client, job: Job, into: Summary | None = None) -> Summary:
-    """Merge the summaries held by the workers; one overlapping another (a chunk run on two workers) is
-    dropped, and its chunks are recomputed by the caller."""
-    parts = [p for p in client.run(collect_export, job, on_error="ignore").values() if p is not None]
-    plan = into.plan if into is not None else Plan.from_store(open_meta(job.path))
-    summary = into
-    for part in parts:
-        if summary is None:
-            summary = Summary.from_export(plan, part)
-        else:
-            summary.merge(Summary.from_export(plan, part))
-    return summary if summary is not None else Summary(plan, sobol=job.analyse)
+def _gather(client, job: Job, tag: str, summary: Summary, held: list) -> tuple[Summary, list]:
+    """Take the summaries the workers hold: their small parts (histograms, distributions) are merged into
+    ``summary`` here; their Sobol' sums stay on the workers, as futures added to ``held`` (worker, future).
+    A summary overlapping one already taken (a chunk run on two workers) is dropped: the caller recomputes
+    the chunks it misses."""
+    from distributed import wait
+
+    workers = list(client.scheduler_info(n_workers=-1)["workers"])
+    exports = [client.submit(collect_export, job, workers=[w], allow_other_workers=False, pure=False,
+                             key=f"collect-{tag}-{i}") for i, w in enumerate(workers)]
+    heads = [client.submit(_head, f, workers=[w], allow_other_workers=False, pure=False, key=f"head-{tag}-{i}")
+             for i, (w, f) in enumerate(zip(workers, exports, strict=True))]
+    wait(heads)
+    for w, f, h in zip(workers, exports, heads, strict=True):
+        head = h.result() if h.status == "finished" else None  # a worker lost meanwhile: its chunks are missed
+        if head is not None and summary.merge(Summary.from_export(summary.plan, head)) and head["has_sums"]:
+            held.append((w, f))
+    return summary, held
+
+
+def _head(export: dict | None) -> dict | None:
+    """A worker's summary without its Sobol' sums (``has_sums`` says whether it holds some)."""
+    return None if export is None else dict(export, sums={}, has_sums=bool(export["sums"]))
+
+
+def _slice(export: dict, part: int, parts: int) -> dict:
+    """Outputs ``part`` of ``parts`` of every Sobol' sum of a worker's summary."""
+    return {name: SobolSums.slice_export(s, part, parts) for name, s in export["sums"].items()}
+
+
+def _finish(slices: list[dict], conf: float) -> dict[str, dict]:
+    """Merge the workers' sums of one output slice and finish their Sobol' indices."""
+    out = {}
+    for name in slices[0]:
+        total = SobolSums.from_export(slices[0][name])
+        for other in slices[1:]:
+            total.merge(SobolSums.from_export(other[name]))
+        out[name] = total.result(conf)
+    return out
+
+
+def _reduce_scatter(client, tag: str, held: list, conf: float) -> dict[str, dict]:
+    """Finish the Sobol' indices on the workers: worker j receives output slice j of every other worker's
+    sums, merges them and computes the indices of its slice; only the indices come back. Each worker
+    sends (W-1)/W of its sums, all at once, instead of the client receiving all of them."""
+    parts = len(held)
+    slices = [[client.submit(_slice, f, j, parts, workers=[w], allow_other_workers=False, pure=False,
+                             key=f"slice-{tag}-{i}-{j}") for j in range(parts)] for i, (w, f) in enumerate(held)]
+    finished = client.gather([client.submit(_finish, [row[j] for row in slices], conf, workers=[held[j][0]],
+                                            allow_other_workers=True, pure=False, key=f"finish-{tag}-{j}")
+                              for j in range(parts)])
+    del slices
+    return {name: {key: np.concatenate([f[name][key] for f in finished], axis=-1) for key in finished[0][name]}
+            for name in finished[0]}
 
 
 class Progress:

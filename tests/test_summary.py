@@ -1,4 +1,4 @@
-"""engine.summary: exact, mergeable distributions and the summary's trip between processes."""
+"""engine.summary and its helpers: exact, mergeable distributions, resample counts, average ranks."""
 
 from __future__ import annotations
 
@@ -28,3 +28,15 @@ def test_resample_counts_are_compact_and_drawn_as_salib_does():
     expected = np.stack([np.bincount(idx[:, r], minlength=n) for r in range(R)])
     np.testing.assert_array_equal(resample_counts(n, R, 3), expected)
     assert _counts_t(n, R, 3).dtype == np.uint8  # one byte per base sample and resample
+
+
+@given(st.lists(st.sampled_from([np.nan, 0.0, 1.0, 2.5, 2.5, -3.0, 7.0]), min_size=1, max_size=40))
+@settings(max_examples=200, deadline=None)
+def test_average_rank_equals_scipy(col):
+    from scipy.stats import rankdata
+
+    from engine.methodology import average_rank
+
+    x = np.array(col).reshape(-1, 1, 1).repeat(2, axis=2)
+    x[:, 0, 1] = x[::-1, 0, 0]
+    np.testing.assert_array_equal(average_rank(x), rankdata(x, axis=0, method="average", nan_policy="omit"))
