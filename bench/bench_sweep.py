@@ -13,22 +13,27 @@ Usage: python bench/bench_sweep.py [--quick]
 
 from __future__ import annotations
 
-import argparse
-import resource
-import shutil
-import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
+import os
 
-import xarray as xr
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # "one core": one BLAS thread,
+    os.environ.setdefault(_var, "1")  # as in the workers (set before NumPy loads its BLAS)
 
-from engine.design import auto_chunk, decode, design_rows, weight_schemes
-from engine.kernel import Prepared, evaluate
-from engine.spec import Spec
-from engine.summary import Plan, Summary
-from engine.sweep import run
+import argparse  # noqa: E402
+import resource  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import xarray as xr  # noqa: E402
+
+from engine.design import auto_chunk, decode, design_rows, weight_schemes  # noqa: E402
+from engine.kernel import Prepared, evaluate  # noqa: E402
+from engine.spec import Spec  # noqa: E402
+from engine.summary import Plan, Summary  # noqa: E402
+from engine.sweep import run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "scenarios" / "gtii-2019.toml"
@@ -84,15 +89,22 @@ def cli_run(spec: Path, out: Path, workers: int, analyze: bool) -> tuple[float, 
 def peak_rss(spec_path: Path, out: Path) -> tuple[float, list[float]]:
     """Peak RSS (MB) of the client process and of each worker for one run (a fresh process)."""
     code = f"""
-import resource, json
+import json
 from engine.cluster import connect
 from engine.sweep import run
-with connect("local", workers=2) as c:
-    run({str(spec_path)!r}, out={str(out)!r}, client=c, overwrite=True)
-    w = c.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-print(json.dumps([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, list(w.values())]))
+
+def hwm():  # VmHWM (kB): unlike ru_maxrss, not inherited across fork + exec from the bench process
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+
+if __name__ == "__main__":
+    with connect("local", workers=2) as c:
+        run({str(spec_path)!r}, out={str(out)!r}, client=c, overwrite=True)
+        w = c.run(hwm)
+    print(json.dumps([hwm(), list(w.values())]))
 """
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    script = out.parent / "peak_rss.py"  # a file, not -c: the local workers' forkserver imports the main module
+    script.write_text(code)
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
     import json
 
     client, workers = json.loads(res.stdout.strip().splitlines()[-1])

@@ -555,19 +555,33 @@ def _gather(client, job: Job, tag: str, summary: Summary, held: list) -> tuple[S
     ``summary`` here; their Sobol' sums stay on the workers, as futures added to ``held`` (worker, future).
     A summary overlapping one already taken (a chunk run on two workers) is dropped: the caller recomputes
     the chunks it misses."""
-    from distributed import wait
-
     workers = list(client.scheduler_info(n_workers=-1)["workers"])
     exports = [client.submit(collect_export, job, workers=[w], allow_other_workers=False, pure=False,
                              key=f"collect-{tag}-{i}") for i, w in enumerate(workers)]
     heads = [client.submit(_head, f, workers=[w], allow_other_workers=False, pure=False, key=f"head-{tag}-{i}")
              for i, (w, f) in enumerate(zip(workers, exports, strict=True))]
-    wait(heads)
+    _wait_pinned(client, heads, workers)
     for w, f, h in zip(workers, exports, heads, strict=True):
         head = h.result() if h.status == "finished" else None  # a worker lost meanwhile: its chunks are missed
         if head is not None and summary.merge(Summary.from_export(summary.plan, head)) and head["has_sums"]:
             held.append((w, f))
     return summary, held
+
+
+def _wait_pinned(client, futures: list, workers: list[str], poll: float = 1.0) -> None:
+    """Wait for tasks that need ``workers`` (their data live there); stop waiting, rather than forever, once
+    one of those workers has left the cluster. The caller checks which futures finished."""
+    from distributed import wait
+
+    needed = set(workers)
+    while any(f.status == "pending" for f in futures):
+        try:
+            wait(futures, timeout=poll)
+        except TimeoutError:
+            pass
+        if not needed <= set(client.scheduler_info(n_workers=-1)["workers"]):
+            client.cancel([f for f in futures if f.status == "pending"])
+            return
 
 
 def _head(export: dict | None) -> dict | None:
@@ -598,10 +612,14 @@ def _reduce_scatter(client, tag: str, held: list, conf: float) -> dict[str, dict
     parts = len(held)
     slices = [[client.submit(_slice, f, j, parts, workers=[w], allow_other_workers=False, pure=False,
                              key=f"slice-{tag}-{i}-{j}") for j in range(parts)] for i, (w, f) in enumerate(held)]
-    finished = client.gather([client.submit(_finish, [row[j] for row in slices], conf, workers=[held[j][0]],
-                                            allow_other_workers=True, pure=False, key=f"finish-{tag}-{j}")
-                              for j in range(parts)])
-    del slices
+    finishing = [client.submit(_finish, [row[j] for row in slices], conf, workers=[held[j][0]],
+                               allow_other_workers=True, pure=False, key=f"finish-{tag}-{j}") for j in range(parts)]
+    _wait_pinned(client, finishing, [w for w, _ in held])
+    if any(f.status != "finished" for f in finishing):
+        raise UserError("a worker left while the workers were merging the analysis; every chunk is stored: "
+                        "rerun with --resume to finish (the analysis is rebuilt from the stored chunks)")
+    finished = client.gather(finishing)
+    del slices, finishing
     return {name: {key: np.concatenate([f[name][key] for f in finished], axis=-1) for key in finished[0][name]}
             for name in finished[0]}
 
