@@ -91,14 +91,14 @@ def peak_rss(spec_path: Path, out: Path) -> tuple[float, list[float]]:
     code = f"""
 import json
 from engine.cluster import connect
-from engine.sweep import run
+from engine.sweep import sweep
 
 def hwm():  # VmHWM (kB): unlike ru_maxrss, not inherited across fork + exec from the bench process
     return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
 
 if __name__ == "__main__":
     with connect("local", workers=2) as c:
-        run({str(spec_path)!r}, out={str(out)!r}, client=c, overwrite=True)
+        sweep({str(spec_path)!r}, out={str(out)!r}, client=c, overwrite=True)  # as `rankstab run`
         w = c.run(hwm)
     print(json.dumps([hwm(), list(w.values())]))
 """

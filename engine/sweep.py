@@ -349,12 +349,17 @@ def _check_out(path: Path, spec: Spec, resume: bool, overwrite: bool) -> bool:
     return False
 
 
-def run(spec: Spec | str | Path, out: str | Path | None = None, client=None, *, resume: bool = False,
+def run(spec: Spec | str | Path, out: str | Path | None = None, client=None, **kwargs) -> xr.Dataset:
+    """Run a spec's sweep into a zarr store and return it opened lazily (keywords: see :func:`sweep`)."""
+    return open_store(sweep(spec, out, client, **kwargs))
+
+
+def sweep(spec: Spec | str | Path, out: str | Path | None = None, client=None, *, resume: bool = False,
         overwrite: bool = False, cluster: str = "local", scheduler: str | None = None,
         scheduler_file: str | None = None, workers: int | None = None, synchronous: bool = False,
         progress: str | None = None, max_chunks: int | None = None, grow: bool = False,
-        analyse: bool = True) -> xr.Dataset:
-    """Run a spec's sweep into a zarr store and return it opened lazily.
+        analyse: bool = True) -> Path:
+    """Run a spec's sweep into a zarr store; return its path.
 
     ``client``: a ``distributed.Client`` (or a :class:`~engine.cluster.BackgroundCluster`) to use;
     otherwise one is made from ``cluster``/``scheduler``/``scheduler_file``/``workers`` (an embedded
@@ -400,7 +405,7 @@ def run(spec: Spec | str | Path, out: str | Path | None = None, client=None, *, 
                     write_analysis(path, build(open_meta(path), summary))
             except OSError as exc:
                 raise _fault(job, exc) from None
-    return open_store(path)
+    return path
 
 
 def extend(path: str | Path) -> None:
@@ -684,10 +689,9 @@ def _run_cli(args, spec: Spec, bg: BackgroundCluster | None, where: dict, t0: fl
     mode = "quiet" if args.quiet or not sys.stderr.isatty() else "bar"
     kw = dict(synchronous=args.synchronous, progress=mode)
     analyse = not args.no_analyze or bool(args.until_ci)
-    store = run(spec, args.out, bg, resume=args.resume, overwrite=args.overwrite, analyse=analyse, **kw)
-    path = Path(args.out) if args.out else default_out(spec)
+    path = sweep(spec, args.out, bg, resume=args.resume, overwrite=args.overwrite, analyse=analyse, **kw)
     el = time.perf_counter() - t0
-    n = store.attrs["n_scenarios"]
+    n = int(read_attrs(path)["n_scenarios"])
     what = "swept and analysed" if analyse else "swept"
     print(f"wrote {path} ({n:,} scenarios {what} in {el:.1f} s, {n / el:,.0f} scenarios/s)")
     if not analyse:
@@ -701,12 +705,12 @@ def _run_cli(args, spec: Spec, bg: BackgroundCluster | None, where: dict, t0: fl
             if widest <= args.until_ci:
                 break
             print(f"widest ST interval +-{widest:.3f} > {args.until_ci}: doubling N", file=sys.stderr)
-            run(spec, path, grow=True, **kw, **where)  # on a fresh cluster: the first one was released
+            sweep(spec, path, grow=True, **kw, **where)  # on a fresh cluster: the first one was released
             result = open_analysis(path).load()
         widest = result.attrs["max_ST_conf"]
         state = "reached" if widest <= args.until_ci else f"not reached after {args.max_doublings} doublings"
         print(f"convergence: widest ST interval +-{widest:.3f}, target {args.until_ci} {state} "
-              f"(N = {open_store(path).attrs['design_n']:,})")
+              f"(N = {int(read_attrs(path)['design_n']):,})")
     print(summary_table(result))
     if not args.no_report:
         from .reporting import report
