@@ -4,7 +4,8 @@ Measured in one run (the machine is shared: compare the ratios):
 * wall time of `rankstab run` (CLI start, cluster start, sweep, store, analysis) at N = 2^14: the target;
 * on one core, without Dask or zarr: the kernel-only rate (design + decode + scores + ranks) and the rate of
   the whole task compute (kernel + the summaries the analysis needs, Sobol sums included);
-* the same sweep on an up-and-running 1-worker cluster: the Dask + zarr overhead over that task compute;
+* the same sweep on an up-and-running 1-worker cluster: the Dask + zarr overhead over that task compute,
+  split by the same job run in-process (no Dask) into zarr + analysis finish and Dask;
 * throughput with 1 and 2 workers;
 * peak RSS of the client and of each worker at N = 2^12, 2^14, 2^16.
 
@@ -33,7 +34,7 @@ from engine.design import auto_chunk, decode, design_rows, weight_schemes  # noq
 from engine.kernel import Prepared, evaluate  # noqa: E402
 from engine.spec import Spec  # noqa: E402
 from engine.summary import Plan, Summary  # noqa: E402
-from engine.sweep import run  # noqa: E402
+from engine.sweep import run, sweep  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "scenarios" / "gtii-2019.toml"
@@ -128,8 +129,13 @@ def main() -> None:
         t_warm = warm_sweep(path, tmp / "w.zarr", 1)
         print(f"  warm 1-worker cluster, sweep + store + analysis: {t_warm:.2f} s, "
               f"{spec.n_scenarios / t_warm:10,.0f} scenarios/s")
+        t_sync = time.perf_counter()
+        sweep(path, out=tmp / "y.zarr", synchronous=True, overwrite=True)  # the same job in this process
+        t_sync = time.perf_counter() - t_sync
+        print(f"  the same job in this process (no Dask, zarr written, analysis finished): {t_sync:.2f} s")
         print(f"  Dask + zarr overhead over the same task compute on one core: {t_warm * rate_t / spec.n_scenarios - 1:+.0%}"
-              f" (over the kernel alone: {t_warm * rate_k / spec.n_scenarios - 1:+.0%})")
+              f" (over the kernel alone: {t_warm * rate_k / spec.n_scenarios - 1:+.0%}); of which zarr writes, "
+              f"store and analysis finish {t_sync * rate_t / spec.n_scenarios - 1:+.0%}, Dask {t_warm / t_sync - 1:+.0%}")
         times = {}
         for workers in (1, 2):
             times[workers], _ = cli_run(path, tmp / "s.zarr", workers, analyze=True)
