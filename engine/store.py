@@ -135,6 +135,13 @@ def write_chunk(path: str, a: int, b: int, k: int, arrays: dict[str, np.ndarray]
     sync(_write_chunk(path, a, b, k, arrays, summary, n))
 
 
+def write_index(scenario: zarr.Array, start: int, stop: int) -> None:
+    """Write scenario numbers [start, stop) into the ``scenario`` index, piece by piece (memory independent
+    of the number of scenarios)."""
+    for a in range(start, stop, INDEX_CHUNK):
+        scenario[a : min(stop, a + INDEX_CHUNK)] = np.arange(a, min(stop, a + INDEX_CHUNK))
+
+
 def finalise(path: Path, rank_count: np.ndarray) -> None:
     """Write the merged rank histogram, then mark the store complete (the last write of a run)."""
     g = open_group(path)
@@ -173,8 +180,7 @@ def create(path: Path, small: xr.Dataset, big: list[BigArray]) -> None:
         n = big[0].shape[0]
         scenario = g.create_array("scenario", shape=(n,), chunks=(min(n, INDEX_CHUNK),), dtype="int64", fill_value=-1,
                                   compressors=compressor("int64"), dimension_names=["scenario"])
-        for a in range(0, n, INDEX_CHUNK):  # piece by piece: memory independent of the number of scenarios
-            scenario[a : a + INDEX_CHUNK] = np.arange(a, min(n, a + INDEX_CHUNK))
+        write_index(scenario, 0, n)
     except PermissionError:
         raise UserError(f"{path}: permission denied; choose a writable --out") from None
     except OSError as exc:

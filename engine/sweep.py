@@ -31,7 +31,6 @@ from .sobol import SobolSums, block_labels
 from .spec import Spec
 from .store import (
     CHOICE_VARS,
-    INDEX_CHUNK,
     BigArray,
     create,
     dataset_from_store,
@@ -45,6 +44,7 @@ from .store import (
     read_attrs,
     remove,
     write_chunk,
+    write_index,
 )
 from .summary import Plan, Summary, rank_deviation
 
@@ -423,8 +423,7 @@ def extend(path: str | Path) -> None:
         dims = arr.metadata.dimension_names or ()
         if dims and dims[0] in ("scenario", "chunk"):
             arr.resize((n_new if dims[0] == "scenario" else n_chunks, *arr.shape[1:]))
-    for a in range(n_old, n_new, INDEX_CHUNK):
-        g["scenario"][a : a + INDEX_CHUNK] = np.arange(a, min(n_new, a + INDEX_CHUNK))
+    write_index(g["scenario"], n_old, n_new)
     g["chunk"][:] = np.arange(n_chunks)
     if n_old % chunk:  # the old last chunk is partial: recompute it whole (same values for its old rows)
         g["chunk_done"][n_old // chunk] = 0
@@ -537,7 +536,8 @@ def _on_client(client, job: Job, todo: list[int], bar: Progress, gather: bool) -
         client.cancel(futures)
     if not gather:
         return merged, None
-    plan = Plan.from_store(open_meta(job.path))
+    store = open_meta(job.path)
+    plan = Plan.from_store(store)
     tag = f"{tag}-{uuid.uuid4().hex[:8]}"  # this gathering's tasks (a resumed run keeps its run id)
     summary, held = _gather(client, job, tag, Summary(plan, sobol=False), [])
     missing = sorted(set(range(job.n_chunks)) - summary.chunks)
@@ -550,7 +550,7 @@ def _on_client(client, job: Job, todo: list[int], bar: Progress, gather: bool) -
         if set(range(job.n_chunks)) - summary.chunks:
             raise RuntimeError("the summaries of some chunks were lost twice; rerun `rankstab analyze`")
     if job.analyse and plan.sobol:
-        conf = float(read_attrs(Path(job.path)).get("conf_level", 0.95))
+        conf = float(store.attrs.get("conf_level", 0.95))
         summary.results, summary.results_conf = _reduce_scatter(client, tag, held, conf), conf
     return merged, summary
 
