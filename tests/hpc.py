@@ -325,14 +325,13 @@ class MpiCluster:
         return json.loads(self.scheduler_file.read_text())["address"]
 
 
-def mpirun_command(scheduler_file: Path, ranks: int, local_dir: Path) -> list[str]:
+def mpirun_command(scheduler_file: Path, ranks: int, local_dir: Path, forward: tuple[str, ...] = ()) -> list[str]:
     """`mpirun ... dask-mpi` as cluster/mpi.md documents it, plus what running as root here needs."""
-    return ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", str(ranks),
-            "-x", "MALLOC_TRIM_THRESHOLD_", "-x", "MALLOC_MMAP_THRESHOLD_", "-x", "PYTHONPATH",
+    exports = [arg for name in forward for arg in ("-x", name)]
+    return ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", str(ranks), *exports,
             sys.executable, "-m", "dask_mpi.cli", "--scheduler-file", str(scheduler_file), "--nthreads", "1",
             "--worker-class", "distributed.Worker", "--local-directory", str(local_dir), "--no-dashboard",
-            "--dashboard-address", ":0",
-            "--memory-limit", "1GB"]
+            "--dashboard-address", ":0", "--memory-limit", "1GB"]
 
 
 def start_mpi(root: Path, ranks: int = 3, timeout: float = 90) -> MpiCluster:
@@ -340,10 +339,13 @@ def start_mpi(root: Path, ranks: int = 3, timeout: float = 90) -> MpiCluster:
     sched = root / "scheduler.json"
     log = root / "mpirun.log"
     env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "134217728", "MALLOC_MMAP_THRESHOLD_": "33554432",
-           "DASK_LOGGING__DISTRIBUTED": "warning", "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+           "DASK_LOGGING__DISTRIBUTED": "warning",
+           # one host: Open MPI's own traffic (dask-mpi's barrier) over loopback TCP, no shared-memory transport
            "OMPI_MCA_btl": "self,tcp", "OMPI_MCA_btl_tcp_if_include": "lo"}
+    forward = tuple(k for k in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "DASK_LOGGING__DISTRIBUTED",
+                                "PYTHONPATH") if env.get(k))
     with open(log, "wb") as out:
-        proc = subprocess.Popen(mpirun_command(sched, ranks, root), env=env, stdout=out, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(mpirun_command(sched, ranks, root, forward), env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     cluster = MpiCluster(scheduler_file=sched, proc=proc, log=log, workers=ranks - 1)
     try:
