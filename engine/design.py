@@ -15,11 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kernel import Batch
+from .data import Tree
+from .kernel import Batch, Prepared, evaluate
 from .methodology import Prep, parse_option
-from .sobol import block_labels
 from .spec import AGG_LEVELS, Spec
-from .tree import Tree
 
 DISCRETE = ("normalisation", "aggregation", "outlier", "imputation", "exclude", "weight_scheme")
 
@@ -50,6 +49,12 @@ def saltelli(n_factors: int, group_of: np.ndarray | None, n: int, second_order: 
         parts.append(np.where(swap[None], a[:, None, :], b[:, None, :]))
     parts.append(b[:, None, :])
     return np.concatenate(parts, axis=1).reshape(-1, n_factors)
+
+
+def block_labels(names: list[str], second_order: bool) -> list[str]:
+    """Row labels within one Saltelli block: 'A', 'AB_<name>'..., ['BA_<name>'...], 'B'."""
+    ba = [f"BA_{n}" for n in names] if second_order else []
+    return ["A", *(f"AB_{n}" for n in names), *ba, "B"]
 
 
 def stability_rows(rows: np.ndarray, kind: str, block_size: int) -> np.ndarray:
@@ -235,3 +240,20 @@ def auto_chunk(spec: Spec, n_cities: int, n_fields: int, target_bytes: float = 1
     block = spec.block_size
     per = max(block, per // block * block)
     return min(per, spec.n_scenarios)
+
+
+def check_combinations(spec: Spec) -> None:
+    """Every preparation x aggregation combination that can occur must be computable (e.g. geometric
+    needs positive values): each is evaluated once with nominal weights."""
+    prep = Prepared(spec.ds)
+    norms = spec.choices_of("normalisation") or [str(spec.nominal.normalisation)]
+    outs = spec.choices_of("outlier") or [str(spec.nominal.outlier)]
+    imps = spec.choices_of("imputation") or [str(spec.nominal.imputation)]
+    preps = [Prep(parse_option("normalisation", n), parse_option("outlier", o), parse_option("imputation", i),
+                  spec.nominal.denominate) for n in norms for o in outs for i in imps]
+    methods = aggregation_methods(spec)
+    w = prep.tree.renormalise(weight_schemes(spec, prep.tree)[:1])
+    zero = np.zeros(1, dtype=np.int64)
+    for p in preps:
+        for m in methods:
+            evaluate(prep, Batch([p], zero, [m], zero, w))

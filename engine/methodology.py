@@ -180,7 +180,7 @@ def _weight(value, what: str) -> float:
 
 def nominal_methodology(ds: xr.Dataset, overrides: dict | None = None) -> Methodology:
     """The dataset's nominal methodology, optionally updated by a mapping."""
-    from .dataset import nominal_settings
+    from .data import nominal_settings
 
     mapping = {**nominal_settings(ds), **(overrides or {})}
     return Methodology.from_mapping(mapping, where=f"{ds.attrs.get('name', 'dataset')} [nominal]")

@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.sobol import _counts_t, resample_counts
-from engine.summary import combine, tally, tally_mean, tally_quantile
+from engine.stats.sobol import _counts_t, resample_counts
+from engine.stats.summary import combine, tally, tally_mean, tally_quantile
 
 values = st.lists(st.sampled_from([-1.0, -0.25, 0.0, 1 / 3, 0.5, 2.0, 44.0]), min_size=1, max_size=300)
 

@@ -17,10 +17,10 @@ import numba
 import numpy as np
 import xarray as xr
 
-from .errors import UserError
-from .methodology import Prep, prepare
+from ..data.tree import Tree
+from ..errors import UserError
+from ..methodology import Prep, prepare
 from .ranking import competition_rank
-from .tree import Tree
 
 METHODS = ("arithmetic", "geometric", "harmonic", "copeland")
 
