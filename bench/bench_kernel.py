@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from engine.kernel import Batch, Prepared, evaluate
-from engine.methodology import Prep, parse_option
+from engine.methods import Prep, parse_option
 from engine.ranking import competition_rank
 
 

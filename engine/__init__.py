@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 # The submodules load on first use (PEP 562), so that ``rankstab run`` can start its worker processes
 # before it imports the heavy dependencies.
-_LAZY = {"list_datasets": "dataset", "load_dataset": "dataset", "UserError": "errors", "Methodology": "methodology",
+_LAZY = {"list_datasets": "dataset", "load_dataset": "dataset", "UserError": "errors", "Methodology": "methods",
          "score": "scoring", "Spec": "spec"}
 
 

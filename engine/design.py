@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .kernel import Batch
-from .methodology import Prep, parse_option
+from .methods import Prep, parse_option
 from .sobol import block_labels
 from .spec import AGG_LEVELS, Spec
 from .tree import Tree

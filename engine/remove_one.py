@@ -8,7 +8,7 @@ import xarray as xr
 
 from .dataset import embedded_names, load_dataset
 from .kernel import Batch, Prepared, evaluate
-from .methodology import Methodology, nominal_methodology
+from .methods import Methodology, nominal_methodology
 from .scoring import methodology_batch
 
 

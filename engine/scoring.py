@@ -7,7 +7,7 @@ import xarray as xr
 
 from .errors import UserError, did_you_mean
 from .kernel import Batch, Prepared, evaluate
-from .methodology import Methodology, nominal_methodology
+from .methods import Methodology, nominal_methodology
 
 
 def methodology_batch(prep: Prepared, m: Methodology) -> Batch:

@@ -16,7 +16,7 @@ import xarray as xr
 
 from .dataset import embedded_names, load_dataset
 from .errors import UserError, check_choice, did_you_mean
-from .methodology import OPTION_KINDS, Methodology, nominal_methodology, parse_option
+from .methods import OPTION_KINDS, Methodology, nominal_methodology, parse_option
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 TOP_KEYS = ("name", "description", "dataset", "nominal", "design", "factor", "weight_sets", "store")
@@ -371,7 +371,7 @@ def _check_combinations(spec: Spec) -> None:
     needs positive values): each is evaluated once with nominal weights."""
     from .design import aggregation_methods, weight_schemes
     from .kernel import Batch, Prepared, evaluate
-    from .methodology import Prep
+    from .methods import Prep
 
     prep = Prepared(spec.ds)
     norms = _choices(spec, "normalisation") or [str(spec.nominal.normalisation)]

@@ -40,7 +40,7 @@ def _check(settings, ref_kwargs, inputs):
 def _score64(settings):
     """The float64 overall composite for one methodology, before the float32 cast of the store."""
     from engine.kernel import Prepared
-    from engine.methodology import nominal_methodology
+    from engine.methods import nominal_methodology
     from engine.scoring import methodology_batch
 
     m = nominal_methodology(ASEM).with_settings(settings)
