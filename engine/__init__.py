@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 # The submodules load on first use (PEP 562), so that ``rankstab run`` can start its worker processes
 # before it imports the heavy dependencies.
-_LAZY = {"list_datasets": "data", "load_dataset": "data", "UserError": "errors", "Methodology": "methodology",
+_LAZY = {"list_datasets": "data", "load_dataset": "data", "UserError": "errors", "Methodology": "methods",
          "score": "kernel.scoring", "Spec": "spec"}
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from .data import Tree
 from .kernel import Batch, Prepared, evaluate
-from .methodology import Prep, parse_option
+from .methods import Prep, parse_option
 from .spec import AGG_LEVELS, Spec
 
 DISCRETE = ("normalisation", "aggregation", "outlier", "imputation", "exclude", "weight_scheme")

@@ -16,7 +16,7 @@ import xarray as xr
 
 from .data import embedded_names, load_dataset
 from .errors import UserError, check_choice, did_you_mean
-from .methodology import OPTION_KINDS, Methodology, nominal_methodology, parse_option
+from .methods import OPTION_KINDS, Methodology, nominal_methodology, parse_option
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 TOP_KEYS = ("name", "description", "dataset", "nominal", "design", "factor", "weight_sets", "store")

@@ -15,7 +15,7 @@ from scipy.stats import rankdata
 from engine.errors import UserError
 from engine.kernel import Batch, Prepared, evaluate
 from engine.kernel.ranking import competition_rank
-from engine.methodology import Prep, parse_option
+from engine.methods import Prep, parse_option
 
 NORMS = ["none", "minmax:1,100", "minmax:0,100", "zscore:10,2", "rank", "distance_to_leader"]
 METHODS = ["arithmetic", "geometric", "harmonic", "copeland"]

@@ -35,7 +35,7 @@ def test_resample_counts_are_compact_and_drawn_as_salib_does():
 def test_average_rank_equals_scipy(col):
     from scipy.stats import rankdata
 
-    from engine.methodology import average_rank
+    from engine.methods import average_rank
 
     x = np.array(col).reshape(-1, 1, 1).repeat(2, axis=2)
     x[:, 0, 1] = x[::-1, 0, 0]

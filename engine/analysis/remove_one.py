@@ -8,8 +8,7 @@ import xarray as xr
 
 from ..data import embedded_names, load_dataset
 from ..kernel import Batch, Prepared, evaluate
-from ..kernel.scoring import methodology_batch
-from ..methodology import Methodology, nominal_methodology
+from ..methods import Methodology
 
 
 def remove_one(source: str) -> xr.Dataset:
