@@ -40,6 +40,8 @@ def _check(settings, ref_kwargs, inputs):
 def _score64(settings):
     """The float64 overall composite for one methodology, before the float32 cast of the store."""
     from engine.kernel import Prepared
+    from engine.kernel.scoring import methodology_batch
+    from engine.methods import nominal_methodology
 
     m = nominal_methodology(ASEM).with_settings(settings)
     prep = Prepared(ASEM)

@@ -8,7 +8,8 @@ import xarray as xr
 
 from ..data import embedded_names, load_dataset
 from ..kernel import Batch, Prepared, evaluate
-from ..methods import Methodology
+from ..kernel.scoring import methodology_batch
+from ..methods import Methodology, nominal_methodology
 
 
 def remove_one(source: str) -> xr.Dataset:

@@ -6,7 +6,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import UserError, did_you_mean
-from ..methods import Methodology
+from ..methods import Methodology, nominal_methodology
 from .evaluate import Batch, Prepared, evaluate
 
 
