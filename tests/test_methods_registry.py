@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from engine.dataset import load_dataset
+from engine.data import load_dataset
 
 from engine.errors import UserError
 from engine.kernel import Batch, Prepared, evaluate
