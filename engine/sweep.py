@@ -22,7 +22,7 @@ import xarray as xr
 import zarr
 
 from . import __version__
-from .cluster import BackgroundCluster
+from .clusters import BackgroundCluster
 from .dataset import data_hash
 from .design import auto_chunk, decode, design_rows, nominal_row, row_labels, weight_schemes
 from .errors import UserError, check_output_folder
@@ -361,7 +361,7 @@ def sweep(spec: Spec | str | Path, out: str | Path | None = None, client=None, *
         analyse: bool = True) -> Path:
     """Run a spec's sweep into a zarr store; return its path.
 
-    ``client``: a ``distributed.Client`` (or a :class:`~engine.cluster.BackgroundCluster`) to use;
+    ``client``: a ``distributed.Client`` (or a :class:`~engine.clusters.BackgroundCluster`) to use;
     otherwise one is made from ``cluster``/``scheduler``/``scheduler_file``/``workers`` (an embedded
     LocalCluster by default), or none with ``synchronous``.
     ``progress``: "bar", "quiet" (a line every few seconds) or None. ``max_chunks`` stops after that many
@@ -478,7 +478,7 @@ def _execute(job: Job, todo: list[int], client, cluster, scheduler, scheduler_fi
         if client is not None:
             return _on_client(client.client() if isinstance(client, BackgroundCluster) else client, job, todo,
                               bar, gather)
-        from .cluster import connect
+        from .clusters import connect
 
         with connect(cluster, scheduler=scheduler, scheduler_file=scheduler_file, workers=workers) as c:
             return _on_client(c, job, todo, bar, gather)
