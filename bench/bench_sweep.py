@@ -70,7 +70,7 @@ def kernel_only(spec: Spec, summarise: bool = False) -> float:
 
 def warm_sweep(spec_path: Path, out: Path, workers: int) -> float:
     """Seconds of `engine.run` (sweep, store, analysis) on an up-and-running cluster of ``workers``."""
-    from engine.cluster import connect
+    from engine.clusters import connect
 
     with connect("local", workers=workers) as client:
         run(spec_path, out=out, client=client, overwrite=True)  # warm-up: imports, numba caches
@@ -92,7 +92,7 @@ def peak_rss(spec_path: Path, out: Path) -> tuple[float, list[float]]:
     code = f"""
 import json
 from engine.analysis import write_summary
-from engine.cluster import connect
+from engine.clusters import connect
 from engine.sweep import sweep
 
 def hwm():  # VmHWM (kB): unlike ru_maxrss, not inherited across fork + exec from the bench process

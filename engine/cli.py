@@ -132,7 +132,7 @@ def cmd_validate(args) -> int:
 def cmd_run(args) -> int:
     if not (args.synchronous or args.scheduler or args.scheduler_file) and args.cluster in ("local", "") \
             and os.environ.get("DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD", "spawn") == "spawn":
-        from .forkserver import start
+        from .clusters.forkserver import start
 
         start()  # the local workers' preloaded server imports the engine on the other core meanwhile
     from .pipeline import run_cli

@@ -10,7 +10,7 @@ from pathlib import Path
 import xarray as xr
 
 from .analysis import open_analysis, summary_table, write_summary
-from .cluster import BackgroundCluster
+from .clusters import BackgroundCluster
 from .errors import UserError
 from .reporting import report
 from .spec import Spec

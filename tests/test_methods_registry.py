@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 import pytest
-from engine.data import load_dataset
 
+from engine.data import load_dataset
 from engine.errors import UserError
 from engine.kernel import Batch, Prepared, evaluate
 from engine.methods import AGGREGATIONS, NORMALISATIONS, Methodology, Option, Registry, parse_option, prepare

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cluster import BackgroundCluster, connect
+from ..clusters import BackgroundCluster, connect
 from ..errors import UserError
 from ..stats.summary import Plan, Summary
 from ..store import done_chunks, open_group, open_meta
