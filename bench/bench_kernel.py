@@ -14,8 +14,8 @@ import numpy as np
 import xarray as xr
 
 from engine.kernel import Batch, Prepared, evaluate
-from engine.methodology import Prep, parse_option
-from engine.ranking import competition_rank
+from engine.kernel.ranking import competition_rank
+from engine.methods import Prep, parse_option
 
 
 def synthetic(n_c: int, n_f: int, n_i: int, n_g: int, seed: int = 0) -> xr.Dataset:

@@ -1,4 +1,4 @@
-"""Benchmark engine.sobol.sobol_indices against SALib's sobol.analyze looped over outputs.
+"""Benchmark engine.stats.sobol.sobol_indices against SALib's sobol.analyze looped over outputs.
 
 GTII size: N = 2^14 base samples, D = 16 factors, second order (N*(2D+2) = 557,056 rows),
 M = 720 outputs (45 cities × 8 fields × {rank 1..45, score}), 100 bootstrap resamples.
@@ -20,7 +20,7 @@ from SALib.analyze import sobol as salib_analyze
 from SALib.sample import sobol as salib_sample
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from engine.sobol import sobol_indices, sobol_problem  # noqa: E402
+from engine.stats.sobol import sobol_indices, sobol_problem  # noqa: E402
 
 
 def synthesise(X: np.ndarray, cities: int, fields: int, seed: int = 0) -> np.ndarray:

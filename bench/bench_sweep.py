@@ -32,9 +32,9 @@ import xarray as xr  # noqa: E402
 
 from engine.design import auto_chunk, decode, design_rows, weight_schemes  # noqa: E402
 from engine.kernel import Prepared, evaluate  # noqa: E402
+from engine.pipeline import run  # noqa: E402
 from engine.spec import Spec  # noqa: E402
-from engine.summary import Plan, Summary  # noqa: E402
-from engine.sweep import run, sweep  # noqa: E402
+from engine.stats.summary import Plan, Summary  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "scenarios" / "gtii-2019.toml"
@@ -70,7 +70,7 @@ def kernel_only(spec: Spec, summarise: bool = False) -> float:
 
 def warm_sweep(spec_path: Path, out: Path, workers: int) -> float:
     """Seconds of `engine.run` (sweep, store, analysis) on an up-and-running cluster of ``workers``."""
-    from engine.cluster import connect
+    from engine.clusters import connect
 
     with connect("local", workers=workers) as client:
         run(spec_path, out=out, client=client, overwrite=True)  # warm-up: imports, numba caches
@@ -91,7 +91,8 @@ def peak_rss(spec_path: Path, out: Path) -> tuple[float, list[float]]:
     """Peak RSS (MB) of the client process and of each worker for one run (a fresh process)."""
     code = f"""
 import json
-from engine.cluster import connect
+from engine.analysis import write_summary
+from engine.clusters import connect
 from engine.sweep import sweep
 
 def hwm():  # VmHWM (kB): unlike ru_maxrss, not inherited across fork + exec from the bench process
@@ -99,7 +100,7 @@ def hwm():  # VmHWM (kB): unlike ru_maxrss, not inherited across fork + exec fro
 
 if __name__ == "__main__":
     with connect("local", workers=2) as c:
-        sweep({str(spec_path)!r}, out={str(out)!r}, client=c, overwrite=True)  # as `rankstab run`
+        sweep({str(spec_path)!r}, out={str(out)!r}, client=c, overwrite=True, analyse=write_summary)  # as `rankstab run`
         w = c.run(hwm)
     print(json.dumps([hwm(), list(w.values())]))
 """
@@ -130,7 +131,7 @@ def main() -> None:
         print(f"  warm 1-worker cluster, sweep + store + analysis: {t_warm:.2f} s, "
               f"{spec.n_scenarios / t_warm:10,.0f} scenarios/s")
         t_sync = time.perf_counter()
-        sweep(path, out=tmp / "y.zarr", synchronous=True, overwrite=True)  # the same job in this process
+        run(path, out=tmp / "y.zarr", synchronous=True, overwrite=True)  # the same job in this process
         t_sync = time.perf_counter() - t_sync
         print(f"  the same job in this process (no Dask, zarr written, analysis finished): {t_sync:.2f} s")
         print(f"  Dask + zarr overhead over the same task compute on one core: {t_warm * rate_t / spec.n_scenarios - 1:+.0%}"

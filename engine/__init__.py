@@ -16,8 +16,8 @@ __version__ = "0.1.0"
 
 # The submodules load on first use (PEP 562), so that ``rankstab run`` can start its worker processes
 # before it imports the heavy dependencies.
-_LAZY = {"list_datasets": "dataset", "load_dataset": "dataset", "UserError": "errors", "Methodology": "methodology",
-         "score": "scoring", "Spec": "spec"}
+_LAZY = {"list_datasets": "data", "load_dataset": "data", "UserError": "errors", "Methodology": "methods",
+         "score": "kernel.scoring", "Spec": "spec"}
 
 
 def __getattr__(name: str):
@@ -35,8 +35,8 @@ __all__ = ["Methodology", "Spec", "UserError", "analyze", "list_datasets", "load
 
 
 def run(spec, out=None, client=None, **kwargs):
-    """Run a spec's sweep; see :func:`engine.sweep.run`."""
-    from .sweep import run as _run
+    """Run a spec's sweep (and its analysis); see :func:`engine.pipeline.run`."""
+    from .pipeline import run as _run
 
     return _run(spec, out=out, client=client, **kwargs)
 

@@ -84,7 +84,7 @@ def _version() -> str:
 
 
 def cmd_datasets(args) -> int:
-    from .dataset import list_datasets
+    from .data import list_datasets
 
     for info in list_datasets():
         tag = "SYNTHETIC" if info.synthetic else "real"
@@ -93,8 +93,8 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_score(args) -> int:
-    from .dataset import load_dataset
-    from .scoring import score
+    from .data import load_dataset
+    from .kernel.scoring import score
 
     src = args.source
     if src.endswith(".toml") and not Path(src).name == "meta.toml":
@@ -123,20 +123,19 @@ def _field_order(result) -> dict:
 
 
 def cmd_validate(args) -> int:
-    from .spec import Spec
-    from .validate import describe
+    from .validate import describe, load
 
-    print(describe(Spec.from_toml(args.spec)))
+    print(describe(load(args.spec)))
     return 0
 
 
 def cmd_run(args) -> int:
     if not (args.synchronous or args.scheduler or args.scheduler_file) and args.cluster in ("local", "") \
             and os.environ.get("DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD", "spawn") == "spawn":
-        from .forkserver import start
+        from .clusters.forkserver import start
 
         start()  # the local workers' preloaded server imports the engine on the other core meanwhile
-    from .sweep import run_cli
+    from .pipeline import run_cli
 
     return run_cli(args)
 

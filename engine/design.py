@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kernel import Batch
-from .methodology import Prep, parse_option
-from .sobol import block_labels
+from .data import Tree
+from .kernel import Batch, Prepared, evaluate
+from .methods import Prep, parse_option
+from .methods.weights import pca_weights
 from .spec import AGG_LEVELS, Spec
-from .tree import Tree
 
 DISCRETE = ("normalisation", "aggregation", "outlier", "imputation", "exclude", "weight_scheme")
 
@@ -50,6 +50,12 @@ def saltelli(n_factors: int, group_of: np.ndarray | None, n: int, second_order: 
         parts.append(np.where(swap[None], a[:, None, :], b[:, None, :]))
     parts.append(b[:, None, :])
     return np.concatenate(parts, axis=1).reshape(-1, n_factors)
+
+
+def block_labels(names: list[str], second_order: bool) -> list[str]:
+    """Row labels within one Saltelli block: 'A', 'AB_<name>'..., ['BA_<name>'...], 'B'."""
+    ba = [f"BA_{n}" for n in names] if second_order else []
+    return ["A", *(f"AB_{n}" for n in names), *ba, "B"]
 
 
 def stability_rows(rows: np.ndarray, kind: str, block_size: int) -> np.ndarray:
@@ -197,26 +203,6 @@ def weight_schemes(spec: Spec, tree: Tree, pca_data: np.ndarray | None = None) -
     return np.stack([out[k] for k in scheme_order(spec)])
 
 
-def pca_weights(tree: Tree, x: np.ndarray, nominal: np.ndarray) -> np.ndarray:
-    """OECD/JRC PCA weights: within each parent with two or more indicators, the squared loadings of the
-    first principal component of the indicators' correlation matrix (city x field rows pooled, rows with
-    missing values dropped), scaled to sum to one. Group and field weights stay nominal."""
-    w = nominal.copy()
-    n_ind = tree.n_ind
-    flat = x.reshape(-1, n_ind)
-    for unit in np.unique(tree.parent[:n_ind]):
-        cols = np.flatnonzero(tree.parent[:n_ind] == unit)
-        if len(cols) < 2:
-            continue
-        block = flat[:, cols]
-        block = block[~np.isnan(block).any(axis=1)]
-        corr = np.corrcoef(block, rowvar=False)
-        vals, vecs = np.linalg.eigh(corr)
-        load = vecs[:, -1] ** 2
-        w[cols] = load / load.sum()
-    return w
-
-
 def nominal_row(spec: Spec) -> np.ndarray:
     """A design row that decodes to the nominal methodology (u = 0.5 for weights, the nominal bin)."""
     row = np.full(len(spec.factors), 0.5)
@@ -235,3 +221,20 @@ def auto_chunk(spec: Spec, n_cities: int, n_fields: int, target_bytes: float = 1
     block = spec.block_size
     per = max(block, per // block * block)
     return min(per, spec.n_scenarios)
+
+
+def check_combinations(spec: Spec) -> None:
+    """Every preparation x aggregation combination that can occur must be computable (e.g. geometric
+    needs positive values): each is evaluated once with nominal weights."""
+    prep = Prepared(spec.ds)
+    norms = spec.choices_of("normalisation") or [str(spec.nominal.normalisation)]
+    outs = spec.choices_of("outlier") or [str(spec.nominal.outlier)]
+    imps = spec.choices_of("imputation") or [str(spec.nominal.imputation)]
+    preps = [Prep(parse_option("normalisation", n), parse_option("outlier", o), parse_option("imputation", i),
+                  spec.nominal.denominate) for n in norms for o in outs for i in imps]
+    methods = aggregation_methods(spec)
+    w = prep.tree.renormalise(weight_schemes(spec, prep.tree)[:1])
+    zero = np.zeros(1, dtype=np.int64)
+    for p in preps:
+        for m in methods:
+            evaluate(prep, Batch([p], zero, [m], zero, w))

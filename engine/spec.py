@@ -1,6 +1,6 @@
 """Scenario specs: a TOML file naming the dataset, the nominal methodology, the design and the factors.
 
-See ``scenarios/TEMPLATE.toml`` for every key. ``Spec.from_toml`` validates everything up front and
+See ``scenarios/TEMPLATE.toml`` for every key. ``Spec.from_toml`` validates the text up front and
 raises a one-line ``UserError`` naming the key and the fix.
 """
 
@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .dataset import embedded_names, load_dataset
+from .data import embedded_names, load_dataset
 from .errors import UserError, check_choice, did_you_mean
-from .methodology import OPTION_KINDS, Methodology, nominal_methodology, parse_option
+from .methods import OPTION_KINDS, Methodology, nominal_methodology, parse_option
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 TOP_KEYS = ("name", "description", "dataset", "nominal", "design", "factor", "weight_sets", "store")
@@ -111,6 +111,10 @@ class Spec:
     def n_scenarios(self) -> int:
         return self.design.n * self.block_size
 
+    def choices_of(self, kind: str) -> list[str]:
+        """Every choice of this spec's factors of one kind (e.g. every normalisation sampled)."""
+        return [c for f in self.factors if f.kind == kind for c in f.choices]
+
     @classmethod
     def from_toml(cls, path: str | Path) -> Spec:
         path = resolve_spec_path(path)
@@ -124,15 +128,15 @@ class Spec:
 
     @classmethod
     def from_text(cls, text: str, source: str = "<spec>", base: Path | None = None,
-                  ds: xr.Dataset | None = None, evaluate: bool = True) -> Spec:
+                  ds: xr.Dataset | None = None) -> Spec:
         """Parse and validate spec text; ``ds`` replaces loading its [dataset] (e.g. the copy in a store).
-        ``evaluate=False`` skips evaluating every preparation x aggregation once (for a spec whose run
-        already passed that check, as in a store)."""
+        That every preparation x aggregation is computable is checked one floor down, where the kernel is
+        known: :func:`engine.validate.check`."""
         try:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise UserError(f"{source}: malformed TOML ({exc}); fix the syntax there") from None
-        return _build(raw, text, source, base or Path("."), ds, evaluate)
+        return _build(raw, text, source, base or Path("."), ds)
 
 
 def resolve_spec_path(path: str | Path) -> Path:
@@ -165,8 +169,7 @@ def _as_tuple(t) -> tuple:
     return t if isinstance(t, tuple) else (t,)
 
 
-def _build(raw: dict, text: str, source: str, base: Path, ds: xr.Dataset | None = None,
-           evaluate: bool = True) -> Spec:
+def _build(raw: dict, text: str, source: str, base: Path, ds: xr.Dataset | None = None) -> Spec:
     _keys(raw, TOP_KEYS, source)
     if ds is None:
         ds, ref = _dataset(raw.get("dataset"), source, base)
@@ -196,8 +199,7 @@ def _build(raw: dict, text: str, source: str, base: Path, ds: xr.Dataset | None 
     if design.kind == "sobol" and len(spec.groups) < 2:
         raise UserError(f"{source}: a Sobol design needs at least 2 factors (or factor groups); "
                         f"add factors or use kind = \"montecarlo\"")
-    if evaluate:
-        _check_combinations(spec)
+    _check_levels(spec)
     return spec
 
 
@@ -366,30 +368,10 @@ def _check_exclusions(choices: list[str], ds: xr.Dataset, where: str) -> None:
                 raise UserError(f"{where}: excluding {c} would leave its group empty; remove it from choices")
 
 
-def _check_combinations(spec: Spec) -> None:
-    """Every preparation x aggregation combination that can occur must be computable (e.g. geometric
-    needs positive values): each is evaluated once with nominal weights."""
-    from .design import aggregation_methods, weight_schemes
-    from .kernel import Batch, Prepared, evaluate
-    from .methodology import Prep
-
-    prep = Prepared(spec.ds)
-    norms = _choices(spec, "normalisation") or [str(spec.nominal.normalisation)]
-    outs = _choices(spec, "outlier") or [str(spec.nominal.outlier)]
-    imps = _choices(spec, "imputation") or [str(spec.nominal.imputation)]
-    preps = [Prep(parse_option("normalisation", n), parse_option("outlier", o), parse_option("imputation", i),
-                  spec.nominal.denominate) for n in norms for o in outs for i in imps]
-    methods = aggregation_methods(spec)
-    w = prep.tree.renormalise(weight_schemes(spec, prep.tree)[:1])
-    zero = np.zeros(1, dtype=np.int64)
-    for p in preps:
-        for m in methods:
-            evaluate(prep, Batch([p], zero, [m], zero, w))
+def _check_levels(spec: Spec) -> None:
     levels = [f.level or "*" for f in spec.factors if f.kind == "aggregation"]
     if len(levels) > 1 and ("*" in levels or len(set(levels)) < len(levels)):
         raise UserError(f"{spec.source}: aggregation factors overlap ({', '.join(levels)}); give each its own "
                         f"level (group, field or overall), or use one factor for every level")
 
 
-def _choices(spec: Spec, kind: str) -> list[str]:
-    return [c for f in spec.factors if f.kind == kind for c in f.choices]

@@ -1,9 +1,25 @@
-"""The human-readable summary ``rankstab validate`` prints for a spec."""
+"""Everything checked before a run touches the disk, in one place that ``rankstab validate`` and
+``rankstab run`` (and :func:`engine.run`) share, so that what ``validate`` accepts always runs; and the
+human-readable summary ``validate`` prints."""
 
 from __future__ import annotations
 
-from .design import auto_chunk
+from pathlib import Path
+
+from .design import auto_chunk, check_combinations
 from .spec import Spec
+
+
+def check(spec: Spec) -> Spec:
+    """A parsed spec, checked as a run needs it: every preparation x aggregation it can sample is
+    computable on its data (each evaluated once)."""
+    check_combinations(spec)
+    return spec
+
+
+def load(spec: Spec | str | Path) -> Spec:
+    """A spec (a path, a shipped spec's name, or a parsed :class:`Spec`), fully checked."""
+    return check(spec if isinstance(spec, Spec) else Spec.from_toml(spec))
 
 
 def store_bytes(spec: Spec) -> int:

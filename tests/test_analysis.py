@@ -65,7 +65,7 @@ def test_correlations_equal_scipy(mc_run):
     f = 7  # overall
     sp = [spearmanr(ranks[s, :, f], nominal[:, f])[0] for s in range(0, 700, 50)]
     kt = [kendalltau(ranks[s, :, f], nominal[:, f])[0] for s in range(0, 700, 50)]
-    from engine.summary import correlations
+    from engine.stats.summary import correlations
 
     spearman, kendall = correlations(ranks[::50], nominal)
     np.testing.assert_allclose(kendall[:, f], kt, atol=1e-12)  # tau-b, as scipy
@@ -156,7 +156,7 @@ def test_remove_one_cli():
     res = subprocess.run([sys.executable, "-m", "engine.cli", "analyze", "--remove-one", "asem"], capture_output=True,
                          text=True, check=True)
     assert "Conn" in res.stdout and "mean" in res.stdout
-    from engine.remove_one import remove_one
+    from engine.analysis.remove_one import remove_one
 
     r = remove_one("cn36-2019")
     assert r.sizes["element"] == 4 and (r["mean_abs_rank_change"] >= 0).all()

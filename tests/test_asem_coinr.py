@@ -40,15 +40,15 @@ def _check(settings, ref_kwargs, inputs):
 def _score64(settings):
     """The float64 overall composite for one methodology, before the float32 cast of the store."""
     from engine.kernel import Prepared
-    from engine.methodology import nominal_methodology
-    from engine.scoring import methodology_batch
+    from engine.kernel.scoring import methodology_batch
+    from engine.methods import nominal_methodology
 
     m = nominal_methodology(ASEM).with_settings(settings)
     prep = Prepared(ASEM)
     batch = methodology_batch(prep, m)
     prep.transformed(m.prep, m.aggregation.name)  # the positivity check of the kernel
     # force the float64 level-by-level path, which is what both fast and general paths compute
-    from engine.kernel import _aggregate_tree
+    from engine.kernel.evaluate import _aggregate_tree
 
     method = m.aggregation.name
     fields = _aggregate_tree(prep.tree, prep.data(m.prep), batch.weights, method, method)

@@ -1,4 +1,4 @@
-"""engine.cluster: local clusters, attaching to real schedulers, cluster YAML files. Real processes, no mocks.
+"""engine.clusters: local clusters, attaching to real schedulers, cluster YAML files. Real processes, no mocks.
 
 Tasks use module-level stdlib functions (os.getenv, operator.add): they pickle by reference, so workers
 started from the ``dask`` command line can run them without importing this test module.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cluster import WORKER_ENV, build_cluster, connect, describe, load_config
+from engine.clusters import WORKER_ENV, build_cluster, connect, describe, load_config
 from engine.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,6 +178,80 @@ def test_jobqueue_files_build_job_scripts_without_submitting(name, marker):
         assert len(cluster.workers) == 0
     finally:
         cluster.close()
+
+
+# A fresh interpreter, as `rankstab run` is: dask-jobqueue not imported yet, the cluster started in
+# BackgroundCluster's thread. submit=False: nothing is submitted even where the batch system exists.
+BACKGROUND_JOB_SCRIPT = """
+import json, signal, sys
+assert "dask_jobqueue" not in sys.modules
+from engine.clusters import BackgroundCluster
+bg = BackgroundCluster(sys.argv[1], submit=False)
+try:
+    cluster = bg.client().cluster
+    out = {"script": cluster.job_script(), "workers": len(cluster.workers), "kind": type(cluster).__name__,
+           "ctrl_c_interrupts": signal.getsignal(signal.SIGINT) is signal.default_int_handler}
+finally:
+    bg.close()
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("name, cls, marker", [("slurm", "SLURMCluster", "#SBATCH -t 02:00:00"),
+                                               ("pbs", "PBSCluster", "#PBS -l walltime=02:00:00")])
+def test_background_cluster_builds_jobqueue_clusters(tmp_path, name, cls, marker):
+    # issue #17: dask-jobqueue first imported in the background thread -> "signal only works in main thread"
+    pytest.importorskip("dask_jobqueue")
+    res = subprocess.run([sys.executable, "-c", BACKGROUND_JOB_SCRIPT, str(CLUSTER_DIR / f"{name}.yaml")],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.splitlines()[-1])
+    assert out["kind"] == cls and out["workers"] == 0
+    assert out["ctrl_c_interrupts"]  # dask-jobqueue's import-time SIGINT handler (sys.exit) is undone
+    script = out["script"]
+    assert marker in script and "--lifetime 110m" in script
+    assert f"export MALLOC_TRIM_THRESHOLD_={OURS}" in script
+    assert script.index("export MALLOC_TRIM") < script.index("distributed.cli.dask_worker")
+    (tmp_path / "job.sh").write_text(script)
+    subprocess.run(["bash", "-n", str(tmp_path / "job.sh")], check=True)
+
+
+@pytest.mark.parametrize("name, command", [("slurm", "sbatch"), ("pbs", "qsub")])
+def test_run_with_a_jobqueue_file_reaches_the_batch_system(tmp_path, name, command):
+    # The user's command of issue #17, on a machine without the batch system (an empty PATH, so that
+    # nothing is submitted where it exists): the one-line error about the batch system, not a crash.
+    pytest.importorskip("dask_jobqueue")
+    from test_sweep import small_spec
+
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    config = CLUSTER_DIR / f"{name}.yaml"
+    res = subprocess.run([sys.executable, "-m", "engine.cli", "run", str(small_spec(tmp_path)), "--out",
+                          str(tmp_path / "out.zarr"), "--cluster", str(config), "--quiet"],
+                         env={**os.environ, "PATH": str(empty)}, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2, res.stderr[-3000:]
+    last = res.stderr.strip().splitlines()[-1]  # after the --quiet progress line
+    assert last.startswith(f"rankstab run: error: {config}: `{command}` is not available here")
+    assert "Traceback" not in res.stderr and "signal" not in res.stderr
+
+
+def test_jobqueue_is_first_imported_in_the_main_thread():
+    code = """
+import threading
+from engine.clusters import jobqueue
+errors = []
+def load():
+    try:
+        jobqueue.load()
+    except RuntimeError as exc:
+        errors.append(str(exc))
+t = threading.Thread(target=load)
+t.start()
+t.join()
+print(errors[0])
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert "dask-jobqueue must first be imported in the main thread" in res.stdout
 
 
 def test_jobqueue_without_the_batch_system_is_a_user_error(tmp_path):

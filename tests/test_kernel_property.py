@@ -14,8 +14,8 @@ from scipy.stats import rankdata
 
 from engine.errors import UserError
 from engine.kernel import Batch, Prepared, evaluate
-from engine.methodology import Prep, parse_option
-from engine.ranking import competition_rank
+from engine.kernel.ranking import competition_rank
+from engine.methods import Prep, parse_option
 
 NORMS = ["none", "minmax:1,100", "minmax:0,100", "zscore:10,2", "rank", "distance_to_leader"]
 METHODS = ["arithmetic", "geometric", "harmonic", "copeland"]
@@ -260,7 +260,7 @@ def test_fast_and_level_by_level_paths_agree():
         p = Prep(parse_option("normalisation", "minmax:1,100"), parse_option("outlier", "none"),
                  parse_option("imputation", "none"))
         fast, _ = evaluate(prep, Batch([p], np.zeros(50, int), [method], np.zeros(50, int), w))
-        from engine.kernel import _aggregate_tree
+        from engine.kernel.evaluate import _aggregate_tree
         fields = _aggregate_tree(prep.tree, prep.data(p), w, method, method)
         np.testing.assert_allclose(fast[:, :, :3], fields.astype(np.float32), rtol=1e-6)
 

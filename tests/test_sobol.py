@@ -10,8 +10,9 @@ from SALib.analyze import sobol as salib_analyze
 from SALib.sample import sobol as salib_sample
 from SALib.test_functions import Ishigami
 
-import engine.sobol as es
-from engine.sobol import block_labels, sobol_indices, sobol_problem
+import engine.stats.sobol as es
+from engine.design import block_labels
+from engine.stats.sobol import sobol_indices, sobol_problem
 
 KEYS = ("S1", "ST", "S1_conf", "ST_conf")
 

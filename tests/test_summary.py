@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.sobol import _counts_t, resample_counts
-from engine.summary import combine, tally, tally_mean, tally_quantile
+from engine.stats.sobol import _counts_t, resample_counts
+from engine.stats.summary import combine, tally, tally_mean, tally_quantile
 
 values = st.lists(st.sampled_from([-1.0, -0.25, 0.0, 1 / 3, 0.5, 2.0, 44.0]), min_size=1, max_size=300)
 
@@ -35,7 +35,7 @@ def test_resample_counts_are_compact_and_drawn_as_salib_does():
 def test_average_rank_equals_scipy(col):
     from scipy.stats import rankdata
 
-    from engine.methodology import average_rank
+    from engine.methods import average_rank
 
     x = np.array(col).reshape(-1, 1, 1).repeat(2, axis=2)
     x[:, 0, 1] = x[::-1, 0, 0]

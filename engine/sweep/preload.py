@@ -1,9 +1,9 @@
-"""Imported by the local workers' forkserver (see :mod:`engine.forkserver`): the engine, warmed up on
+"""Imported by the local workers' forkserver (see :mod:`engine.clusters.forkserver`, which names this module): the engine, warmed up on
 the shipped default spec (:func:`engine.sweep.warm_up`), so every forked worker starts its first task
 warm. A failed warm-up only costs that time back: it never stops the server.
 """
 
-from .sweep import warm_up
+from .tasks import warm_up
 
 try:
     warm_up()

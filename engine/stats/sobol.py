@@ -33,12 +33,6 @@ _EXACT32 = 2.0**24  # integers below this add exactly in float32
 _FLOAT_MASS = 4096.0  # float outputs: float32 running sums cover at most this many resampled base samples
 
 
-def block_labels(names: list[str], second_order: bool) -> list[str]:
-    """Row labels within one Saltelli block: 'A', 'AB_<name>'..., ['BA_<name>'...], 'B'."""
-    ba = [f"BA_{n}" for n in names] if second_order else []
-    return ["A", *(f"AB_{n}" for n in names), *ba, "B"]
-
-
 def sobol_problem(names: list[str], groups: list[str] | None = None) -> dict:
     """A SALib problem dict over unit-interval factors, optionally grouped."""
     problem = {"num_vars": len(names), "names": list(names), "bounds": [[0.0, 1.0]] * len(names)}

@@ -5,15 +5,14 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .errors import UserError, did_you_mean
-from .kernel import Batch, Prepared, evaluate
-from .methodology import Methodology, nominal_methodology
+from ..errors import UserError, did_you_mean
+from ..methods import Methodology, nominal_methodology
+from ..methods.weights import pca_weights
+from .evaluate import Batch, Prepared, evaluate
 
 
 def methodology_batch(prep: Prepared, m: Methodology) -> Batch:
     """A one-scenario batch for a methodology."""
-    from .design import pca_weights
-
     tree = prep.tree
     w = tree.nominal.copy()
     if m.weight_scheme == "equal":

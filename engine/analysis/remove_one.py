@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .dataset import embedded_names, load_dataset
-from .kernel import Batch, Prepared, evaluate
-from .methodology import Methodology, nominal_methodology
-from .scoring import methodology_batch
+from ..data import embedded_names, load_dataset
+from ..kernel import Batch, Prepared, evaluate
+from ..kernel.scoring import methodology_batch
+from ..methods import Methodology, nominal_methodology
 
 
 def remove_one(source: str) -> xr.Dataset:
@@ -44,7 +44,7 @@ def _load(source: str) -> tuple[xr.Dataset, Methodology]:
     if source.endswith(".toml") or source not in embedded_names():
         from pathlib import Path
 
-        from .spec import SCENARIOS, Spec
+        from ..spec import SCENARIOS, Spec
 
         if source.endswith(".toml") or (SCENARIOS / f"{source}.toml").is_file() and not Path(source).exists():
             spec = Spec.from_toml(source)

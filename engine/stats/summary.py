@@ -23,7 +23,7 @@ import numba
 import numpy as np
 import xarray as xr
 
-from .design import stability_rows
+from ..design import stability_rows
 from .sobol import SobolSums
 
 TOP_PAIRS = 10  # pairwise probabilities for this many top cities (by nominal overall rank)

@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
-#: Environment given to every worker process (see :mod:`engine.cluster` for the measurement).
+#: Environment given to every worker process (see :mod:`engine.clusters` for the measurement).
 WORKER_ENV: dict[str, str] = {
     "MALLOC_TRIM_THRESHOLD_": str(128 * 2**20),
     "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20),
@@ -28,8 +28,8 @@ WORKER_ENV: dict[str, str] = {
 }
 #: The value distributed's nanny would set; an inherited copy of it is treated as not chosen by the user.
 DASK_TRIM_DEFAULT = "65536"
-#: What the server imports before it forks any worker (:mod:`engine.preload` also warms the engine up).
-PRELOAD = ["distributed", "numpy", "engine.preload"]
+#: What the server imports before it forks any worker (:mod:`engine.sweep.preload` also warms the sweep up).
+PRELOAD = ["distributed", "numpy", "engine.sweep.preload"]
 
 
 def chosen_environ(env: Mapping[str, str | None]) -> dict[str, str | None]:

@@ -20,55 +20,12 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from .errors import UserError
-from .store import open_meta
-from .summary import TARGETS, Plan, Summary
-
-TOPS = (1, 3, 10)
-RARE = 0.99  # a rank held in at least this share of scenarios is "nearly constant"
-
-
-# ------------------------------------------------------------------------------------- rank statistics
-
-def hist_quantile(counts: np.ndarray, q: float) -> np.ndarray:
-    """Type-7 quantile of integer values 1..R given their counts (..., R), exactly as
-    ``np.percentile(values, 100 q)`` on the expanded values."""
-    cum = np.cumsum(counts, axis=-1)
-    n = cum[..., -1]
-    h = (n - 1) * q
-    lo = np.floor(h).astype(np.int64)
-    frac = h - lo
-    ranks = np.arange(1, counts.shape[-1] + 1)
-
-    def value_at(i):  # the i-th smallest value (0-based)
-        idx = (cum <= i[..., None]).sum(axis=-1)
-        return ranks[np.minimum(idx, len(ranks) - 1)]
-
-    v_lo = value_at(lo)
-    v_hi = value_at(np.minimum(lo + 1, n - 1))
-    return np.where(n > 0, v_lo + frac * (v_hi - v_lo), np.nan)
-
-
-def rank_statistics(counts: np.ndarray, nominal_rank: np.ndarray) -> dict[str, tuple]:
-    """Per (city, field) statistics from rank histograms ``counts`` (city, field, rank)."""
-    total = counts.sum(axis=-1, keepdims=True)
-    prob = counts / np.maximum(total, 1)
-    r = np.arange(1, counts.shape[-1] + 1)
-    mean = (prob * r).sum(axis=-1)
-    q05, med, q95 = (hist_quantile(counts, q) for q in (0.05, 0.5, 0.95))
-    cum = np.cumsum(prob, axis=-1)
-    top = np.stack([cum[..., min(t, counts.shape[-1]) - 1] for t in TOPS], axis=-1)
-    shift = (prob * np.abs(r - nominal_rank[..., None])).sum(axis=-1)
-    cf = ("city", "field")
-    return {
-        "rank_nominal": (cf, nominal_rank.astype(np.int16)),
-        "rank_mean": (cf, mean), "rank_median": (cf, med), "rank_q05": (cf, q05), "rank_q95": (cf, q95),
-        "rank_interval_width": (cf, q95 - q05),
-        "rank_median_shift": (cf, np.abs(nominal_rank - med)),
-        "rank_abs_shift": (cf, shift),
-        "prob_top": ((*cf, "top"), top),
-        "rank_prob": ((*cf, "rank"), prob),
-    }
+from ..errors import UserError
+from ..stats.summary import TARGETS, Plan, Summary
+from ..store import open_meta
+from ..sweep import outputs, store_job
+from .stability import RARE, TOPS, rank_statistics
+from .table import summary_table
 
 
 def analyze(path: str | Path, *, partial: bool = False, num_resamples: int | None = None,
@@ -110,8 +67,6 @@ def summarise_store(path: Path, store: xr.Dataset, plan: Plan, chunks: list[int]
             a, b = plan.bounds(k)
             summary.add(k, score[a:b], rank[a:b])
         return summary
-    from .sweep import outputs, store_job  # the store keeps no scores: recompute them
-
     job = store_job(path, analyse=False)
     for k in chunks:
         _, _, scores, ranks = outputs(job, *plan.bounds(k))
@@ -188,6 +143,11 @@ def _sobol(store: xr.Dataset, summary: Summary, conf: float) -> xr.Dataset:
     return out
 
 
+def write_summary(path: Path, summary: Summary) -> None:
+    """Build and write the analysis of a whole run's summary (what ``rankstab run`` does after the sweep)."""
+    write_analysis(path, build(open_meta(path), summary))
+
+
 def write_analysis(path: Path, out: xr.Dataset) -> None:
     try:
         out.to_zarr(str(path), group="analysis", mode="w", zarr_format=3, consolidated=False)
@@ -201,41 +161,6 @@ def open_analysis(path: str | Path) -> xr.Dataset:
         return xr.open_zarr(str(path), group="analysis", consolidated=False)
     except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError):
         raise UserError(f"{path} has no analysis yet; run `rankstab analyze {path}` first") from None
-
-
-# ------------------------------------------------------------------------------------------ summary
-
-def summary_table(result: xr.Dataset, store: xr.Dataset | None = None, n: int = 10) -> str:
-    """A concise text summary: the overall ranking's stability and, for Sobol runs, what drives it."""
-    lines = []
-    field = "overall"
-    res = result.sel(field=field)
-    order = np.argsort(res["rank_nominal"].values, kind="stable")[:n]
-    sens = "ST" in result
-    head = f"{'city':<18} {'nominal':>7} {'median':>7} {'5-95 %':>11} {'P(top3)':>8}"
-    lines.append(f"rank stability, field {field} ({result.attrs['n_stability_scenarios']:,} scenarios"
-                 f"{', PARTIAL' if result.attrs.get('partial') else ''}):")
-    lines.append(head + ("  main driver (ST of rank)" if sens else ""))
-    for c in order:
-        r = res.isel(city=c)
-        row = (f"{str(r['city_name'].values):<18.18} {int(r['rank_nominal']):>7} {float(r['rank_median']):>7.1f} "
-               f"{float(r['rank_q05']):>5.1f}-{float(r['rank_q95']):<5.1f} {float(r['prob_top'].sel(top=3)):>8.2f}")
-        if sens and bool(result["constant"].sel(target="rank", field=field).isel(city=c)):
-            row += "  (rank never moves)"
-        elif sens and "nearly_constant" in result and bool(result["nearly_constant"].sel(field=field).isel(city=c)):
-            row += "  (rank almost never moves)"
-        elif sens:
-            st = result["ST"].sel(target="rank", field=field).isel(city=c)
-            dim = result.attrs.get("sobol_dim", st.dims[0])
-            k = int(np.nanargmax(st.values))
-            row += f"  {st[dim].values[k]} ({float(st.values[k]):.2f})"
-        lines.append(row)
-    rb = " ".join(f"{f}={v:.2f}" for f, v in zip(result["field"].values, result["rbar_mean"].values, strict=True))
-    lines.append(f"mean rank shift from nominal (R-bar) by field: {rb}")
-    if sens:
-        lines.append(f"widest ST confidence interval (+-): {result.attrs['max_ST_conf']:.3f} "
-                     f"(ranks held in >= {RARE:.0%} of scenarios excluded)")
-    return "\n".join(lines)
 
 
 def analyze_cli(args) -> int:

@@ -1,4 +1,4 @@
-"""The zarr v3 result store: layout, chunk completion record, lock, finalisation and verification.
+"""The zarr v3 result store: creating its layout, writing chunks, finalising, opening.
 
 Layout (all readable with plain ``xarray.open_zarr``; see ``results/README.md``):
 
@@ -18,11 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
-import socket
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,14 +30,10 @@ import zarr
 from zarr.codecs import ZstdCodec
 from zarr.core.sync import sync
 
-from .errors import UserError
+from ..errors import UserError
 
 INDEX_CHUNK = 2**20  # scenarios per chunk of the scenario index
 CHOICE_VARS = ("normalisation", "aggregation", "outlier", "imputation", "excluded", "weight_scheme")
-def lock_path(path: Path) -> Path:
-    """The lock file of a store: a hidden sibling, so the store itself stays a pure zarr hierarchy."""
-    return path.parent / f".{path.name}.rankstab-lock"
-
 warnings.filterwarnings("ignore", message=".*(unstable|not part of the Zarr|consolidated metadata).*")
 warnings.filterwarnings("ignore", category=FutureWarning, module="zarr")
 
@@ -52,43 +45,6 @@ def compressor(dtype) -> list:
 
 def open_group(path: str | Path, mode: str = "r+") -> zarr.Group:
     return zarr.open_group(str(path), mode=mode, zarr_format=3)
-
-
-@contextmanager
-def lock(path: Path):
-    """Refuse a second writer on the same store (a lock file holding host and pid)."""
-    lf = lock_path(path)
-    me = f"{socket.gethostname()} {os.getpid()}"
-    for _ in range(2):
-        try:
-            fd = os.open(lf, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            owner = lf.read_text().strip() if lf.exists() else ""
-            host, _, pid = owner.partition(" ")
-            if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
-                lf.unlink(missing_ok=True)  # stale lock from a killed run on this host
-                continue
-            raise UserError(f"{path} is being written by another rankstab run (host and pid {owner}); wait for it "
-                            f"to finish, or delete {lf} if that run is gone") from None
-    else:  # pragma: no cover
-        raise UserError(f"cannot lock {path}; delete {lf}")
-    os.write(fd, me.encode())
-    os.close(fd)
-    try:
-        yield
-    finally:
-        lf.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def read_attrs(path: Path) -> dict:
@@ -208,52 +164,6 @@ def open_meta(path: str | Path) -> xr.Dataset:
     index coordinates, which xarray would load into memory (8 bytes per scenario). Attributes, inputs,
     nominal results and coordinates other than those are all there; per-scenario arrays stay on disk."""
     return xr.open_zarr(str(check_store(path)), consolidated=False, chunks=None, drop_variables=["scenario", "chunk"])
-
-
-def verify(path: str | Path) -> list[str]:
-    """Integrity problems of a store (empty list = fine)."""
-    from .dataset import data_hash
-    from .ranking import competition_rank
-
-    path = Path(path)
-    ds = open_store(path)
-    problems = []
-    done = ds["chunk_done"].values.astype(bool)
-    if not done.all():
-        problems.append(f"{int((~done).sum())} of {done.size} chunks are not complete (run with --resume)")
-    if not ds.attrs.get("complete"):
-        problems.append("the run was not finalised (attrs complete != 1)")
-    inputs = dataset_from_store(ds)
-    if data_hash(inputs) != ds.attrs.get("data_hash"):
-        problems.append("the stored input data do not match the recorded data hash")
-    import hashlib
-
-    if hashlib.sha256(ds.attrs.get("spec_toml", "").encode()).hexdigest() != ds.attrs.get("spec_hash"):
-        problems.append("the stored spec text does not match the recorded spec hash")
-    if "rank" in ds and "score" in ds and done.any():
-        chunk = int(ds.attrs["chunk"])
-        for k in np.flatnonzero(done):
-            sl = slice(k * chunk, (k + 1) * chunk)
-            s = ds["score"][sl].values
-            r = ds["rank"][sl].values
-            if not np.array_equal(competition_rank(s, axis=1), r):
-                problems.append(f"chunk {k}: ranks are not consistent with scores")
-                break
-    if "rank_count" in ds and ds.attrs.get("complete"):
-        count = ds["chunk_rank_count"].values.sum(axis=0)
-        if not np.array_equal(count, ds["rank_count"].values):
-            problems.append("rank_count does not equal the sum of the per-chunk counts")
-    return problems
-
-
-def verify_cli(args) -> int:
-    problems = verify(args.store)
-    if problems:
-        for p in problems:
-            print(f"rankstab verify: {args.store}: {p}")
-        return 1
-    print(f"{args.store}: OK")
-    return 0
 
 
 def dataset_from_store(store: xr.Dataset) -> xr.Dataset:

@@ -17,12 +17,12 @@ import numba
 import numpy as np
 import xarray as xr
 
-from .errors import UserError
-from .methodology import Prep, prepare
+from ..data.tree import Tree
+from ..errors import UserError
+from ..methods import AGGREGATIONS, Prep, levels, prepare
 from .ranking import competition_rank
-from .tree import Tree
 
-METHODS = ("arithmetic", "geometric", "harmonic", "copeland")
+METHODS = ("arithmetic", "geometric", "harmonic")  # the compiled fast path's method codes 0, 1, 2 (see _back)
 
 
 @dataclass
@@ -60,9 +60,9 @@ class Prepared:
         key = (prep, method)
         if key not in self.cache:
             x = self.data(prep)
-            if method in ("geometric", "harmonic"):
+            if AGGREGATIONS[method].props.get("needs_positive"):
                 _require_positive(x, method, prep)
-                x = np.log(x) if method == "geometric" else 1.0 / x
+            x = AGGREGATIONS[method](x)
             self.cache[key] = x
         return self.cache[key]
 
@@ -80,19 +80,12 @@ def evaluate(prep: Prepared, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
     return scores, competition_rank(scores, axis=1)
 
 
-def levels(method: str) -> tuple[str, str, str]:
-    """The (group, field, overall) methods of a method string: ``geometric`` (every level) or
-    ``geometric/arithmetic/arithmetic``."""
-    parts = method.split("/")
-    return (parts[0],) * 3 if len(parts) == 1 else tuple(parts)  # type: ignore[return-value]
-
-
 def _scores(prep: Prepared, p: Prep, method: str, w: np.ndarray) -> np.ndarray:
     tree = prep.tree
     m_group, m_field, m_overall = levels(method)
     x = prep.data(p)
     n_s, (n_c, n_f, n_i) = len(w), x.shape
-    if m_group == m_field == m_overall != "copeland" and not np.isnan(x).any():
+    if m_group == m_field == m_overall in METHODS and not np.isnan(x).any():
         xt = prep.transformed(p, m_group)
         out32 = np.empty((n_s, n_c, n_f + 1), dtype=np.float32)
         _linear(xt.reshape(n_c * n_f, n_i), tree.effective(w), np.ascontiguousarray(w[:, len(tree.nodes) - n_f:]),
@@ -129,12 +122,13 @@ def _aggregate_tree(tree: Tree, x: np.ndarray, w: np.ndarray, m_group: str, m_fi
 
 
 def _combine(v: np.ndarray, w: np.ndarray, method: str, p: Prep | None, level: str) -> np.ndarray:
-    """Aggregate children (last axis) with one method; geometric/harmonic need positive values."""
-    if method == "copeland":
+    """Aggregate children (last axis) with one registered method (engine/methods/aggregate.py)."""
+    agg = AGGREGATIONS[method]
+    if agg.props.get("outranking"):
         return _copeland(v, w)
-    if method in ("geometric", "harmonic"):
+    if agg.props.get("needs_positive"):
         _require_positive(v, method, p, level)
-    return _untransform(_wmean(_transform(v, method), w), method)
+    return agg.props["inverse"](_wmean(agg(v), w))
 
 
 def _require_positive(v: np.ndarray, method: str, p: Prep | None, level: str = "") -> None:
@@ -156,22 +150,6 @@ def _wmean(v: np.ndarray, w: np.ndarray) -> np.ndarray:
     num = np.where(have, v, 0.0) * ww
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num.sum(axis=-1) / den, np.nan)
-
-
-def _transform(v: np.ndarray, method: str) -> np.ndarray:
-    if method == "geometric":
-        return np.log(v)
-    if method == "harmonic":
-        return 1.0 / v
-    return v
-
-
-def _untransform(v: np.ndarray, method: str) -> np.ndarray:
-    if method == "geometric":
-        return np.exp(v)
-    if method == "harmonic":
-        return 1.0 / v
-    return v
 
 
 def _copeland(v: np.ndarray, w: np.ndarray) -> np.ndarray:

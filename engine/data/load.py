@@ -28,9 +28,9 @@ import pandas as pd
 import tomli_w
 import xarray as xr
 
-from .errors import UserError, did_you_mean
+from ..errors import UserError, did_you_mean
 
-EMBEDDED = Path(__file__).parent / "datasets"
+EMBEDDED = Path(__file__).resolve().parent.parent / "datasets"
 TIDY_COLUMNS = ("city", "field", "indicator", "value")
 
 

@@ -1,0 +1,74 @@
+"""``run`` = sweep -> analyse -> report, composed above the three so that none imports its consumer; and the
+``rankstab run`` command."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import xarray as xr
+
+from .analysis import open_analysis, summary_table, write_summary
+from .clusters import BackgroundCluster
+from .errors import UserError
+from .reporting import report
+from .spec import Spec
+from .store import open_store, read_attrs
+from .sweep import check_parent, default_out, sweep
+from .validate import load
+
+
+def run(spec: Spec | str | Path, out: str | Path | None = None, client=None, *, analyse: bool = True,
+        **kwargs) -> xr.Dataset:
+    """Run a spec's sweep into a zarr store and return it opened lazily; with ``analyse`` (the default) the
+    analysis is written to its group ``analysis`` from the summaries the tasks accumulated. Keywords: see
+    :func:`engine.sweep.sweep`."""
+    return open_store(sweep(spec, out, client, analyse=write_summary if analyse else None, **kwargs))
+
+
+def run_cli(args) -> int:
+    t0 = time.perf_counter()
+    spec = load(args.spec)  # a bad spec or output folder fails before any cluster starts
+    check_parent(Path(args.out) if args.out else default_out(spec))
+    if args.until_ci and spec.design.kind != "sobol":
+        raise UserError("--until-ci needs a Sobol design (kind = \"sobol\")")
+    where = dict(cluster=args.cluster, scheduler=args.scheduler, scheduler_file=args.scheduler_file,
+                 workers=args.workers)
+    bg = None if args.synchronous else BackgroundCluster(**where)  # workers start while the store is created
+    try:
+        return _run_cli(args, spec, bg, where, t0)
+    finally:
+        if bg is not None:
+            bg.close()
+
+
+def _run_cli(args, spec: Spec, bg: BackgroundCluster | None, where: dict, t0: float) -> int:
+    mode = "quiet" if args.quiet or not sys.stderr.isatty() else "bar"
+    kw = dict(synchronous=args.synchronous, progress=mode)
+    analyse = not args.no_analyze or bool(args.until_ci)
+    path = sweep(spec, args.out, bg, resume=args.resume, overwrite=args.overwrite,
+                 analyse=write_summary if analyse else None, **kw)
+    el = time.perf_counter() - t0
+    n = int(read_attrs(path)["n_scenarios"])
+    what = "swept and analysed" if analyse else "swept"
+    print(f"wrote {path} ({n:,} scenarios {what} in {el:.1f} s, {n / el:,.0f} scenarios/s)")
+    if not analyse:
+        return 0
+    result = open_analysis(path).load()
+    if args.until_ci:
+        for _ in range(args.max_doublings):
+            widest = result.attrs["max_ST_conf"]
+            if widest <= args.until_ci:
+                break
+            print(f"widest ST interval +-{widest:.3f} > {args.until_ci}: doubling N", file=sys.stderr)
+            sweep(spec, path, grow=True, analyse=write_summary, **kw, **where)  # on a fresh cluster: the first one was released
+            result = open_analysis(path).load()
+        widest = result.attrs["max_ST_conf"]
+        state = "reached" if widest <= args.until_ci else f"not reached after {args.max_doublings} doublings"
+        print(f"convergence: widest ST interval +-{widest:.3f}, target {args.until_ci} {state} "
+              f"(N = {int(read_attrs(path)['design_n']):,})")
+    print(summary_table(result))
+    if not args.no_report:
+        print(f"report: {report(path)}")
+    return 0

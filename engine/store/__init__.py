@@ -1,0 +1,27 @@
+"""The zarr v3 result store: layout I/O (``zarrio``), the writer's lock (``lock``) and ``verify``.
+
+The store's variables, dimensions and attributes are documented in ``results/README.md``."""
+
+from .lock import lock, lock_path
+from .verify import verify, verify_cli
+from .zarrio import (
+    CHOICE_VARS,
+    BigArray,
+    check_store,
+    create,
+    dataset_from_store,
+    done_chunks,
+    finalise,
+    is_store,
+    open_group,
+    open_meta,
+    open_store,
+    read_attrs,
+    remove,
+    write_chunk,
+    write_index,
+)
+
+__all__ = ["CHOICE_VARS", "BigArray", "check_store", "create", "dataset_from_store", "done_chunks", "finalise",
+           "is_store", "lock", "lock_path", "open_group", "open_meta", "open_store", "read_attrs", "remove",
+           "verify", "verify_cli", "write_chunk", "write_index"]

@@ -1,0 +1,134 @@
+"""What runs on the workers: compute, summarise and write one chunk; hand over the process's summary.
+
+Each worker process caches the spec, the prepared data and a running :class:`~engine.stats.summary.Summary`
+of the chunks it computed, rebuilt from the store itself, so tasks stay tiny and no worker holds state the
+run cannot lose.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..design import decode, design_rows, row_labels, weight_schemes
+from ..kernel import Prepared, evaluate
+from ..spec import Spec
+from ..stats.summary import Plan, Summary, rank_deviation
+from ..store import dataset_from_store, open_meta, write_chunk
+from .job import Job
+from .layout import nominal, varied_choices
+
+
+@dataclass
+class _Worker:
+    spec: Spec
+    prep: Prepared
+    schemes: np.ndarray
+    plan: Plan
+    summary: Summary
+
+
+_CACHE: dict[tuple, _Worker] = {}
+
+
+_LOCK = threading.Lock()
+
+
+def worker_state(job: Job) -> _Worker:
+    """Per-process cache of the spec, prepared data, weight schemes and the running summary of the chunks
+    this process computed, rebuilt from the store."""
+    key = (job.path, job.key, job.n, job.analyse)
+    with _LOCK:
+        if key not in _CACHE:
+            _CACHE.clear()
+            _CACHE[key] = _build_state(job)
+        return _CACHE[key]
+
+
+def _build_state(job: Job) -> _Worker:
+    store = open_meta(job.path)  # no dask inside a worker, and memory independent of the number of scenarios
+    ds = dataset_from_store(store)
+    spec = Spec.from_text(job.spec_text, source=store.attrs.get("spec_source", "<store>"), ds=ds)
+    prep = Prepared(spec.ds)
+    schemes = weight_schemes(spec, prep.tree, prep.data(spec.nominal.prep))
+    plan = Plan.from_store(store)
+    return _Worker(spec, prep, schemes, plan, Summary(plan, sobol=job.analyse))
+
+
+def outputs(job: Job, a: int, b: int, w: _Worker | None = None):
+    """Design rows, decoded methodologies, scores and ranks of scenarios [a, b)."""
+    w = w or worker_state(job)
+    x = design_rows(w.spec, a, b)
+    dec = decode(w.spec, w.prep.tree, x, w.schemes)
+    scores, ranks = evaluate(w.prep, dec.batch)
+    return x, dec, scores, ranks
+
+
+def compute_chunk(job: Job, k: int) -> tuple[int, np.ndarray]:
+    """Score, rank, summarise and write chunk ``k`` (its completion flag last); return ``k`` and its rank
+    histogram (city, field, rank) over the stability rows: the small, mergeable part of the summary."""
+    a, b = job.bounds(k)
+    w = worker_state(job)
+    spec = w.spec
+    x, dec, scores, ranks = outputs(job, a, b, w)
+    dev = rank_deviation(ranks, w.plan.nominal_rank)
+    hist = w.summary.add(k, scores, ranks, dev)
+    block, sample = row_labels(spec, a, b)
+    rbar = (dev / ranks.shape[1]).astype(np.float32)
+    arrays = {"rbar": rbar, "weight": dec.batch.weights, "design": x, "block": block, "sample": sample}
+    arrays.update({name: dec.choices[name] for name in varied_choices(spec)})
+    mode = spec.store
+    if mode == "full":
+        arrays["score"] = scores
+    if mode in ("full", "ranks"):
+        arrays["rank"] = ranks
+    write_chunk(job.path, a, b, k, arrays, hist, job.n)
+    return k, hist
+
+
+def summarise_chunk(job: Job, k: int) -> int:
+    """Add chunk ``k`` (recomputed, not written) to this process's summary: for chunks of an earlier session."""
+    w = worker_state(job)
+    a, b = job.bounds(k)
+    _, _, scores, ranks = outputs(job, a, b, w)
+    w.summary.add(k, scores, ranks)
+    return k
+
+
+def collect(job: Job) -> Summary | None:
+    """This process's summary of ``job`` (handed over and replaced by an empty one), or None."""
+    with _LOCK:
+        w = _CACHE.get((job.path, job.key, job.n, job.analyse))
+        if w is None:
+            return None
+        summary, w.summary = w.summary, Summary(w.plan, sobol=job.analyse)
+        return summary
+
+
+def collect_export(job: Job) -> dict | None:
+    """:func:`collect`, as plain arrays and numbers for the trip to the client."""
+    summary = collect(job)
+    return None if summary is None else summary.export()
+
+
+def warm_up(spec: str = "gtii-2019") -> None:
+    """Compute and summarise one Saltelli block of a spec (the shipped default), storing nothing. It
+    imports what tasks import lazily, loads the compiled numba kernels and fills the resample-count
+    cache, so that processes forked afterwards (the local workers) start their first task warm."""
+    import dask.array  # noqa: F401 - xarray imports it when a task first reads its store
+
+    parsed = Spec.from_toml(spec)
+    sp = Spec.from_text(parsed.text, source=parsed.source, ds=parsed.ds)  # as the workers do
+    prep = Prepared(sp.ds)
+    schemes = weight_schemes(sp, prep.tree, prep.data(sp.nominal.prep))
+    nom = nominal(sp, prep, schemes)
+    d, block = sp.design, sp.block_size
+    plan = Plan(nom.rank.astype(np.int64), nom.score.astype(np.float32), d.kind, sp.n_scenarios, block, block,
+                d.n, len(sp.groups), bool(d.second_order), int(d.num_resamples), 1)  # the seed Plan.from_store uses
+    x = design_rows(sp, 0, block)
+    dec = decode(sp, prep.tree, x, schemes)
+    scores, ranks = evaluate(prep, dec.batch)
+    Summary(plan).add(0, scores, ranks, rank_deviation(ranks, plan.nominal_rank))
+    row_labels(sp, 0, block)
