@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("validate", help="check a scenario spec and its dataset; print the factor table")
     s.add_argument("spec", help="spec TOML path or shipped spec name (e.g. gtii-2019)")
+    s.add_argument("--out", help="also check this store as `run --resume` would: same spec and data, no other "
+                   "run holding its lease; say how many chunks are stored")
     s.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("run", help="run a spec's sweep on a Dask cluster into a zarr store")
@@ -47,9 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, help="number of local worker processes (default: cores)")
     s.add_argument("--synchronous", action="store_true", help="no cluster: compute in this process")
     m = s.add_mutually_exclusive_group()
-    m.add_argument("--resume", action="store_true", help="finish an interrupted run in the same store")
+    m.add_argument("--resume", action="store_true", help="continue the run in the same store, or start it if it "
+                   "does not exist yet (one command for the first run and every later one, e.g. in batch jobs)")
     m.add_argument("--overwrite", action="store_true", help="replace an existing store")
     s.add_argument("--quiet", action="store_true", help="one progress line every few seconds (batch logs)")
+    s.add_argument("--worker-timeout", type=float, metavar="SECONDS", help="with no Dask worker left (or none "
+                   "started), wait this long for new ones, then stop resumably with exit code 75 (default "
+                   "$RANKSTAB_WORKER_TIMEOUT or 600)")
     s.add_argument("--no-analyze", action="store_true", help="skip the analysis after the run")
     s.add_argument("--no-report", action="store_true", help="skip the HTML report after the run")
     s.add_argument("--until-ci", type=float, metavar="WIDTH", help="Sobol runs: double N along the same "
@@ -125,7 +131,12 @@ def _field_order(result) -> dict:
 def cmd_validate(args) -> int:
     from .validate import describe, load
 
-    print(describe(load(args.spec)))
+    spec = load(args.spec)
+    print(describe(spec))
+    if args.out:
+        from .sweep import preflight
+
+        print(preflight(spec, Path(args.out)))
     return 0
 
 
@@ -169,9 +180,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"rankstab {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"rankstab {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C: 130; a run stopped cleanly (Stopped): its message, exit 75
+        print(f"rankstab {args.command}: {exc or 'interrupted'}", file=sys.stderr)
+        return getattr(exc, "exit_code", 130)
 
 
 def console() -> None:

@@ -14,6 +14,20 @@ class UserError(Exception):
     exit_code = 2
 
 
+EX_TEMPFAIL = 75  # sysexits.h: a temporary failure, try again later
+
+
+class Stopped(KeyboardInterrupt):
+    """A run stopped before its end with its store resumable: a signal (a batch system's walltime warning,
+    preemption), no worker left, Ctrl-C. Derived from KeyboardInterrupt so that no ``except Exception``
+    swallows it. The CLI prints the message and exits with ``exit_code``: 75 (EX_TEMPFAIL: run the same
+    command again to resume), 130 for Ctrl-C."""
+
+    def __init__(self, message: str, exit_code: int = EX_TEMPFAIL) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """A ' (did you mean "x"?)' hint, or '' when nothing is close."""
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)

@@ -48,7 +48,7 @@ def _run_cli(args, spec: Spec, bg: BackgroundCluster | None, where: dict, t0: fl
     kw = dict(synchronous=args.synchronous, progress=mode)
     analyse = not args.no_analyze or bool(args.until_ci)
     path = sweep(spec, args.out, bg, resume=args.resume, overwrite=args.overwrite,
-                 analyse=write_summary if analyse else None, **kw)
+                 analyse=write_summary if analyse else None, worker_timeout=args.worker_timeout, **kw)
     el = time.perf_counter() - t0
     n = int(read_attrs(path)["n_scenarios"])
     what = "swept and analysed" if analyse else "swept"
@@ -62,7 +62,7 @@ def _run_cli(args, spec: Spec, bg: BackgroundCluster | None, where: dict, t0: fl
             if widest <= args.until_ci:
                 break
             print(f"widest ST interval +-{widest:.3f} > {args.until_ci}: doubling N", file=sys.stderr)
-            sweep(spec, path, grow=True, analyse=write_summary, **kw, **where)  # on a fresh cluster: the first one was released
+            sweep(spec, path, grow=True, analyse=write_summary, worker_timeout=args.worker_timeout, **kw, **where)  # on a fresh cluster: the first one was released
             result = open_analysis(path).load()
         widest = result.attrs["max_ST_conf"]
         state = "reached" if widest <= args.until_ci else f"not reached after {args.max_doublings} doublings"

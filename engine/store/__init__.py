@@ -2,7 +2,7 @@
 
 The store's variables, dimensions and attributes are documented in ``results/README.md``."""
 
-from .lock import lock, lock_path
+from .lock import check_lease, lock, lock_path
 from .verify import verify, verify_cli
 from .zarrio import (
     CHOICE_VARS,
@@ -22,6 +22,6 @@ from .zarrio import (
     write_index,
 )
 
-__all__ = ["CHOICE_VARS", "BigArray", "check_store", "create", "dataset_from_store", "done_chunks", "finalise",
+__all__ = ["CHOICE_VARS", "BigArray", "check_lease", "check_store", "create", "dataset_from_store", "done_chunks", "finalise",
            "is_store", "lock", "lock_path", "open_group", "open_meta", "open_store", "read_attrs", "remove",
            "verify", "verify_cli", "write_chunk", "write_index"]

@@ -2,11 +2,12 @@
 
 ``core`` (sweep, extend) decides what to compute; ``layout`` builds the store of a spec; ``job`` is what a
 task needs; ``tasks`` runs on the workers; ``execute`` runs the tasks in process or on Dask; ``gather``
-collects the workers' summaries after the sweep; ``progress`` shows how far it got."""
+collects the workers' summaries after the sweep; ``progress`` shows how far it got; ``stop`` stops a run
+cleanly (signals, no workers left, a lost lease)."""
 
-from .core import RESULTS, check_parent, default_out, extend, sweep
+from .core import RESULTS, check_parent, default_out, extend, preflight, sweep
 from .job import Job, store_job
 from .tasks import compute_chunk, outputs, warm_up
 
-__all__ = ["RESULTS", "Job", "check_parent", "compute_chunk", "default_out", "extend", "outputs", "store_job",
-           "sweep", "warm_up"]
+__all__ = ["RESULTS", "Job", "check_parent", "compute_chunk", "default_out", "extend", "outputs", "preflight",
+           "store_job", "sweep", "warm_up"]

@@ -8,13 +8,16 @@ from pathlib import Path
 import numpy as np
 
 from ..clusters import BackgroundCluster, connect
-from ..errors import UserError
+from ..errors import EX_TEMPFAIL, Stopped, UserError
 from ..stats.summary import Plan, Summary
 from ..store import done_chunks, open_group, open_meta
 from .gather import reduce_scatter, take_summaries
 from .job import Job
 from .progress import Progress
+from .stop import StopFlag, WorkerWatch, drain, worker_timeout
 from .tasks import collect, compute_chunk, summarise_chunk, worker_state
+
+ROUNDS = 4  # rounds of recomputing the summaries that workers took with them when they left
 
 
 class Merged:
@@ -40,20 +43,26 @@ def merge_histograms(job: Job, merged: Merged) -> np.ndarray:
 
 
 def execute(job: Job, todo: list[int], client, cluster, scheduler, scheduler_file, workers, synchronous,
-             progress, gather: bool) -> tuple[Merged, Summary | None]:
-    """Compute the chunks ``todo``; with ``gather``, also bring back the summaries of every chunk."""
+             progress, gather: bool, flag: StopFlag | None = None,
+             wait_workers: float | None = None) -> tuple[Merged, Summary | None]:
+    """Compute the chunks ``todo``; with ``gather``, also bring back the summaries of every chunk.
+    ``flag`` stops the run when set (from another thread); on a cluster, a run left without workers waits
+    ``wait_workers`` seconds (default :func:`~.stop.worker_timeout`) for new ones, then stops."""
     bar = Progress(job, todo, progress)
+    flag = flag or StopFlag()
     try:
         if synchronous or (not todo and not gather):
-            return _in_process(job, todo, bar, gather)
+            return _in_process(job, todo, bar, gather, flag)
+        run = _Run(job, bar, gather, flag, worker_timeout(wait_workers))
         if client is not None:
-            return _on_client(client.client() if isinstance(client, BackgroundCluster) else client, job, todo,
-                              bar, gather)
+            return run.on(client.client() if isinstance(client, BackgroundCluster) else client, todo)
         with connect(cluster, scheduler=scheduler, scheduler_file=scheduler_file, workers=workers) as c:
-            return _on_client(c, job, todo, bar, gather)
+            return run.on(c, todo)
     except UserError:
+        flag.check()  # a failure caused by stopping (cancelled tasks) is the stop
         raise
     except Exception as exc:
+        flag.check()
         raise fault(job, exc) from None
     finally:
         bar.close()
@@ -67,6 +76,10 @@ def fault(job: Job, exc: Exception) -> Exception:
     safe = f"{done} of {job.n_chunks} chunks are safely stored"
     text = f"{type(exc).__name__}: {exc}"
     names = {t.__name__ for t in type(exc).__mro__}
+    if "KilledWorker" in names:
+        return UserError(f"the Dask workers kept dying while computing a chunk ({text[:200]}): out of memory, or "
+                         f"killed by the batch system; {safe}: raise the workers' memory limit, then rerun with "
+                         f"--resume")
     if names & {"CommClosedError", "StreamClosedError", "TimeoutError", "CancelledError", "FutureCancelledError"} \
             or "Connection refused" in text:
         return UserError(f"lost the Dask scheduler ({type(exc).__name__}); {safe}: rerun with --resume")
@@ -76,9 +89,11 @@ def fault(job: Job, exc: Exception) -> Exception:
     return exc
 
 
-def _in_process(job: Job, todo: list[int], bar: Progress, gather: bool) -> tuple[Merged, Summary | None]:
+def _in_process(job: Job, todo: list[int], bar: Progress, gather: bool,
+                flag: StopFlag) -> tuple[Merged, Summary | None]:
     merged = Merged()
     for k in todo:
+        flag.check()
         merged.add(*compute_chunk(job, k))
         bar.update(k)
     if not gather:
@@ -90,37 +105,69 @@ def _in_process(job: Job, todo: list[int], bar: Progress, gather: bool) -> tuple
     return merged, summary
 
 
-def _on_client(client, job: Job, todo: list[int], bar: Progress, gather: bool) -> tuple[Merged, Summary | None]:
-    from distributed import as_completed
+class _Run:
+    """A run on a Dask client: the chunk tasks, then the summaries; stopped cleanly when the flag is set
+    (its tasks cancelled, the chunks being written waited for) or when a signal interrupts it."""
 
-    tag = f"{job.key[:8]}-{job.n}"
-    futures = client.map(compute_chunk, [job] * len(todo), todo, key=[f"chunk-{tag}-{k}" for k in todo],
-                         retries=2, pure=False)
-    merged = Merged()
-    try:
-        for fut in as_completed(futures):
-            k, hist = fut.result()
-            merged.add(k, hist)
-            bar.update(k)
-            fut.release()
-    finally:
-        client.cancel(futures)
-    if not gather:
-        return merged, None
-    store = open_meta(job.path)
-    plan = Plan.from_store(store)
-    tag = f"{tag}-{uuid.uuid4().hex[:8]}"  # this gathering's tasks (a resumed run keeps its run id)
-    summary, held = take_summaries(client, job, tag, Summary(plan, sobol=False), [])
-    missing = sorted(set(range(job.n_chunks)) - summary.chunks)
-    if missing:  # chunks of an earlier session, or whose summary died with its worker: recompute them
-        futures = client.map(summarise_chunk, [job] * len(missing), missing, key=[f"sum-{tag}-{k}" for k in missing],
-                             retries=2, pure=False)
-        client.gather(futures)
-        del futures
-        summary, held = take_summaries(client, job, tag + "-2", summary, held)
+    def __init__(self, job: Job, bar: Progress, gather: bool, flag: StopFlag, wait_workers: float) -> None:
+        self.job, self.bar, self.gather, self.flag, self.wait_workers = job, bar, gather, flag, wait_workers
+        self.live: list = []  # the futures a stop cancels
+
+    def _cancel(self) -> None:
+        self.client.cancel(self.live)
+
+    def on(self, client, todo: list[int]) -> tuple[Merged, Summary | None]:
+        self.client = client
+        with self.flag.on_set(self._cancel), WorkerWatch(client, self.wait_workers, self.flag):
+            return self._chunks(todo), self._summaries()
+
+    def _chunks(self, todo: list[int]) -> Merged:
+        from distributed import as_completed
+
+        client, job = self.client, self.job
+        self.tag = tag = f"{job.key[:8]}-{job.n}"
+        futures = self.live = client.map(compute_chunk, [job] * len(todo), todo,
+                                         key=[f"chunk-{tag}-{k}" for k in todo], retries=2, pure=False)
+        merged = Merged()
+        try:
+            for fut in as_completed(futures):
+                self.flag.check()
+                k, hist = fut.result()
+                merged.add(k, hist)
+                self.bar.update(k)
+                fut.release()
+        except KeyboardInterrupt:  # a signal, Ctrl-C or the flag: let the chunks being written finish
+            client.cancel(futures)
+            drain(client, f"chunk-{tag}-")
+            raise
+        finally:
+            client.cancel(futures)
+            self.live = []
+        return merged
+
+    def _summaries(self) -> Summary | None:
+        """Every chunk's summary: taken from the workers, recomputed for the chunks of earlier sessions and
+        of workers that left (several rounds if workers keep leaving); Sobol' indices reduce-scattered."""
+        if not self.gather:
+            return None
+        client, job = self.client, self.job
+        store = open_meta(job.path)
+        plan = Plan.from_store(store)
+        tag = f"{self.tag}-{uuid.uuid4().hex[:8]}"  # this gathering's tasks (a resumed run keeps its run id)
+        summary, held = take_summaries(client, job, tag, Summary(plan, sobol=False), [])
+        for attempt in range(1, ROUNDS + 1):
+            missing = sorted(set(range(job.n_chunks)) - summary.chunks)
+            if not missing:
+                break
+            self.flag.check()
+            self.live = client.map(summarise_chunk, [job] * len(missing), missing,
+                                   key=[f"sum-{tag}-{attempt}-{k}" for k in missing], retries=2, pure=False)
+            client.gather(self.live)
+            self.live = []
+            summary, held = take_summaries(client, job, f"{tag}-{attempt + 1}", summary, held)
         if set(range(job.n_chunks)) - summary.chunks:
-            raise RuntimeError("the summaries of some chunks were lost twice; rerun `rankstab analyze`")
-    if job.analyse and plan.sobol:
-        conf = float(store.attrs.get("conf_level", 0.95))
-        summary.results, summary.results_conf = reduce_scatter(client, tag, held, conf), conf
-    return merged, summary
+            raise Stopped("workers kept leaving while the analysis was gathered; every chunk is stored", EX_TEMPFAIL)
+        if job.analyse and plan.sobol:
+            conf = float(store.attrs.get("conf_level", 0.95))
+            summary.results, summary.results_conf = reduce_scatter(client, tag, held, conf), conf
+        return summary
