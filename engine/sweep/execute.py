@@ -94,7 +94,11 @@ def _in_process(job: Job, todo: list[int], bar: Progress, gather: bool,
     merged = Merged()
     for k in todo:
         flag.check()
-        merged.add(*compute_chunk(job, k))
+        flag.deferring = True  # a signal stops the run once this chunk is stored, not halfway through
+        try:
+            merged.add(*compute_chunk(job, k))
+        finally:
+            flag.deferring = False
         bar.update(k)
     if not gather:
         return merged, None

@@ -21,7 +21,7 @@ from ..store import done_chunks
 SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGHUP)
 WORKER_TIMEOUT_ENV = "RANKSTAB_WORKER_TIMEOUT"
 DEFAULT_WORKER_TIMEOUT = 600.0
-DRAIN_SECONDS = 20.0  # at most this long for the chunks being written when a run stops (Slurm's KillWait: 30 s)
+DRAIN_SECONDS = 10.0  # at most this long for the chunks being written when a run stops (Slurm's KillWait: 30 s)
 
 
 class StopFlag:
@@ -33,6 +33,7 @@ class StopFlag:
         self.reason = ""
         self.code = EX_TEMPFAIL
         self.finishing = False  # every chunk is stored: signals no longer interrupt the finishing steps
+        self.deferring = False  # a chunk is being written in this process: a signal waits for its end
         self._actions: list[Callable[[], None]] = []
         self._lock = threading.Lock()
 
@@ -70,23 +71,34 @@ class StopFlag:
 
 @contextmanager
 def stop_on_signals(flag: StopFlag) -> Iterator[StopFlag]:
-    """While the body runs, SIGTERM, SIGUSR1 and SIGHUP raise :class:`Stopped` in the main thread (the
-    first one; later ones, and any once ``flag.finishing`` is set, are ignored). A signal already ignored
-    (``nohup``) stays ignored; outside the main thread nothing is installed."""
+    """While the body runs, SIGTERM, SIGUSR1 and SIGHUP (exit 75) and Ctrl-C (SIGINT, exit 130) raise
+    :class:`Stopped` in the main thread; later ones are ignored, but for a second Ctrl-C. While
+    ``flag.deferring`` (this process is writing a chunk) the first signal only sets the flag, checked once
+    the chunk is stored; a second one raises at once. Once
+    ``flag.finishing`` (every chunk stored) signals are ignored: the store is finished first. A signal
+    already ignored (``nohup``) stays ignored, and a SIGINT handler other than Python's own is kept;
+    outside the main thread nothing is installed."""
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
 
     def handler(signum: int, frame) -> None:
         name = signal.Signals(signum).name
-        if flag.finishing and not flag.reason:
+        if flag.finishing:
             _say(f"{name}: every chunk is stored; finishing the store first")
-        if flag.reason or flag.finishing:
             return
-        flag.set(f"stopped by {name}", act=False)  # the main thread's own cleanup cancels the tasks
+        if flag.reason and not flag.deferring and signum != signal.SIGINT:
+            return  # already stopping (a second Ctrl-C interrupts the stopping itself)
+        if not flag.reason:
+            reason = "interrupted" if signum == signal.SIGINT else f"stopped by {name}"
+            flag.set(reason, 130 if signum == signal.SIGINT else EX_TEMPFAIL, act=False)  # the main thread cancels
+            if flag.deferring:
+                _say(f"{name}: stopping once the chunk being written is stored")
+                return
         raise Stopped(flag.reason, flag.code)
 
-    previous = {sig: signal.signal(sig, handler) for sig in SIGNALS if signal.getsignal(sig) is not signal.SIG_IGN}
+    wanted = [*SIGNALS, *([signal.SIGINT] if signal.getsignal(signal.SIGINT) is signal.default_int_handler else [])]
+    previous = {sig: signal.signal(sig, handler) for sig in wanted if signal.getsignal(sig) is not signal.SIG_IGN}
     try:
         yield flag
     finally:
@@ -172,7 +184,8 @@ def drain(client, prefix: str, timeout: float = DRAIN_SECONDS) -> None:
 
 
 def stopped(exc: KeyboardInterrupt, path: Path) -> Stopped:
-    """The message of a run that stopped early: why, and how many chunks are stored (exit 75; Ctrl-C 130)."""
+    """The message of a run that stopped early: why, and how many chunks are stored (exit 75; Ctrl-C 130).
+    (zarr writes from its own IO thread: a chunk being written when the signal came is not counted.)"""
     reason, code = (str(exc), exc.exit_code) if isinstance(exc, Stopped) else ("interrupted", 130)
     try:
         done = done_chunks(path)
