@@ -149,7 +149,7 @@ def test_run_with_the_slurm_yaml(slurm, spec, reference, tmp_path):
     pytest.importorskip("dask_jobqueue")
     out = tmp_path / "jobqueue.zarr"
     cmd = [sys.executable, "-m", "engine.cli", "run", str(spec), "--cluster", str(_slurm_yaml_copy(tmp_path)),
-           "--workers", "2", "--out", str(out), "--quiet", "--no-report"]
+           "--workers", "2", "--out", str(out), "--resume", "--quiet", "--no-report"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=slurm.env, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     assert_same(reference, out)
@@ -192,6 +192,22 @@ def test_sbatch_sweep_log_has_no_kill_noise(shipped_sweep):
     _, log, _ = shipped_sweep
     noise = [line for line in log.splitlines() if re.search(r"srun: |slurmstepd|Killed|CANCELLED|Traceback", line)]
     assert not noise, log
+
+
+def test_sbatch_array_of_specs(slurm, tmp_path):
+    """`SPECS=specs.txt sbatch --array=1-2 cluster/slurm-sweep.sbatch`: one job per spec, one store each."""
+    specs = [small_spec(tmp_path, n=n, chunk=34 * 4, name=f"array{i}") for i, n in ((1, 16), (2, 24))]
+    listing = tmp_path / "specs.txt"
+    listing.write_text("".join(f"{p}\n" for p in specs))
+    job = slurm.sbatch("--array=1-2", "--nodes=1", "--ntasks-per-node=1", f"--output={tmp_path}/array-%A_%a.out",
+                       str(CLUSTER / "slurm-sweep.sbatch"), cwd=ROOT,
+                       env={"SPECS": str(listing), "OUTDIR": str(tmp_path), "SCRATCH": str(tmp_path)})
+    for i, path in enumerate(specs, 1):
+        info = slurm.wait_for_job(f"{job}_{i}", "COMPLETED", timeout=600)
+        assert info["ExitCode"] == "0:0", _log(info)
+        ref = tmp_path / f"ref{i}.zarr"
+        engine.run(path, out=ref, synchronous=True)
+        assert_same(ref, tmp_path / f"{path.stem}.zarr")
 
 
 def _stored_said(log: str) -> list[tuple[int, int]]:
@@ -277,10 +293,16 @@ def test_sbatch_sweep_requeued_mid_run_and_after_a_hard_death_on_another_node(sl
 
 
 def test_run_on_dask_mpi(mpi, spec, reference, tmp_path):
-    """cluster/mpi.md: `mpirun -np 3 dask-mpi --scheduler-file F ...`, then `rankstab run --scheduler-file F`."""
+    """cluster/mpi.md: `mpirun -np 3 dask-mpi --scheduler-file F ...`, then `rankstab run --scheduler-file F
+    --resume`, then `Client.shutdown()` through F: every rank exits 0 and mpirun returns 0. (The last test
+    of the module's dask-mpi cluster: it stops it.)"""
     out = tmp_path / "mpi.zarr"
     res = subprocess.run([sys.executable, "-m", "engine.cli", "run", str(spec), "--scheduler-file",
                           str(mpi.scheduler_file), "--out", str(out), "--resume", "--quiet", "--no-report"],
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert_same(reference, out)
+    subprocess.run([sys.executable, "-c", "import sys; from distributed import Client; "
+                    "Client(scheduler_file=sys.argv[1], timeout=20).shutdown()", str(mpi.scheduler_file)],
+                   check=True, timeout=120)
+    assert mpi.proc.wait(timeout=120) == 0, mpi.log.read_text()[-3000:]
