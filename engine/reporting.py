@@ -202,7 +202,7 @@ class _Context:
 
     def order(self, fld: str) -> np.ndarray:
         """City indices by nominal rank in a field (unscored cities last), ties by median rank."""
-        nom = self.a["rank_nominal"].sel(field=fld).values.astype(float)
+        nom = self.a["nominal_rank"].sel(field=fld).values.astype(float)
         nom = np.where(nom <= 0, np.inf, nom)
         med = np.nan_to_num(self.a["rank_median"].sel(field=fld).values, nan=np.inf)
         return np.lexsort((med, nom))
@@ -224,7 +224,7 @@ class _Context:
         so their Sobol indices are noise): the analysis's ``nearly_constant`` when it has one."""
         if "nearly_constant" in self.a:
             return self.a["nearly_constant"].sel(field=fld).values.astype(bool)
-        held = self.a["rank_prob"].sel(field=fld).max("rank").values >= self.rare_share
+        held = self.a["rank_prob"].sel(field=fld).max("rank_value").values >= self.rare_share
         return held & ~self.constant(fld)
 
     def unreliable(self, fld: str) -> np.ndarray:
@@ -381,7 +381,7 @@ def _figures(ctx: _Context) -> dict[str, _Fig]:
 
 
 def _city_labels(ctx: _Context, fld: str, order: np.ndarray, suffix: dict[int, str] | None = None) -> list[str]:
-    nom = ctx.a["rank_nominal"].sel(field=fld).values
+    nom = ctx.a["nominal_rank"].sel(field=fld).values
     cities = ctx.a["city"].values
     out = []
     for i in order:
@@ -397,7 +397,7 @@ def _fig_rank_uncertainty(ctx: _Context, fld: str):
     a = ctx.a.sel(field=fld)
     order = ctx.order(fld)
     n = len(order)
-    nom = a["rank_nominal"].values[order].astype(float)
+    nom = a["nominal_rank"].values[order].astype(float)
     nom[nom <= 0] = np.nan
     q05, q95, med = (a[v].values[order] for v in ("rank_q05", "rank_q95", "rank_median"))
     labels = _city_labels(ctx, fld, order)
@@ -414,7 +414,7 @@ def _fig_rank_uncertainty(ctx: _Context, fld: str):
     ax.scatter(nom, y, marker="o", s=14, color=C_NOM, zorder=4, label="nominal rank", linewidths=0)
     ax.set_yticks(y, labels, fontsize=8)
     ax.set_ylim(n - 0.4, -0.6)
-    ax.set_xlim(0.3, int(ctx.a.sizes["rank"]) + 0.7)
+    ax.set_xlim(0.3, int(ctx.a.sizes["rank_value"]) + 0.7)
     ax.xaxis.set_ticks_position("both")
     ax.tick_params(axis="x", labeltop=True, labelsize=8)
     ax.set_xlabel("rank (1 = best)", fontsize=8.5, labelpad=2)
@@ -571,7 +571,7 @@ def _fig_acceptability(ctx: _Context, fld: str):
     L = _Layout(_text_w(labels, 8) + 0.12, [0.27 * R], 0.27 * n, top=0.4, bottom=0.5, cbar=0.7)
     ax = L.axes[0]
     im = _heat(ax, P, "Blues", 0, 100, lambda v: f"{v:.0f}" if v >= 0.5 else "")
-    nom = a["rank_nominal"].values[order]
+    nom = a["nominal_rank"].values[order]
     for i, r in enumerate(nom):
         if 1 <= r <= R:
             ax.add_patch(Rectangle((r - 1.5, i - 0.5), 1, 1, fill=False, ec=C_MED, lw=1.4))
@@ -640,7 +640,7 @@ def _summary(ctx: _Context) -> list[str]:
     cities = a["city"].values
     prob = ov["rank_prob"].values
     width = ov["rank_interval_width"].values
-    nom = ov["rank_nominal"].values.astype(int)
+    nom = ov["nominal_rank"].values.astype(int)
     med = ov["rank_median"].values
     q05, q95 = ov["rank_q05"].values, ov["rank_q95"].values
     rank_sobol = ctx.has_rank_sobol
@@ -903,7 +903,7 @@ def _city_table(ctx: _Context, fld: str = "overall") -> str:
     rows = []
     for i in order:
         pt = x["prob_top"].values[i]
-        row = [str(int(x["rank_nominal"].values[i])), _e(ctx.name(cities[i])), _r(x["rank_median"].values[i]),
+        row = [str(int(x["nominal_rank"].values[i])), _e(ctx.name(cities[i])), _r(x["rank_median"].values[i]),
                f"{_r(x['rank_q05'].values[i])}–{_r(x['rank_q95'].values[i])}", f"{x['rank_mean'].values[i]:.2f}",
                f"{x['rank_abs_shift'].values[i]:.2f}", *(_pct(p) for p in pt)]
         if st is not None:
