@@ -120,23 +120,27 @@ def read_table(path: Path) -> pd.DataFrame:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    """The codes as text and, when every value is a number or a missing-value mark, the values as float64
-    parsed by the CSV reader (fast); otherwise the values as text, which :func:`from_frames` checks and
-    names in its error. The reader also takes true/false for 1/0: such files are read as text too."""
-    data = path.read_bytes()
-    codes = {"city": str, "field": str, "indicator": str}
+    """The file as the old all-text reading gives it, fast: the values parsed as float64 by the CSV reader
+    and the codes' types inferred. The slower all-text reading is left only where these could differ:
+    a value that is not a number (which :func:`from_frames` names in its error), true/false (read as 1/0
+    by the float parser) and codes that look like numbers or booleans ("007" would become 7)."""
+    text = {"city": str, "field": str, "indicator": str}
     try:
-        df = pd.read_csv(io.BytesIO(data), dtype={**codes, "value": np.float64}, keep_default_na=False,
+        df = pd.read_csv(path, dtype={"value": np.float64}, keep_default_na=False,
                          na_values={"value": list(MISSING)}, encoding="utf-8")
     except (UnicodeDecodeError, pd.errors.EmptyDataError):
         raise
     except ValueError:
         df = None  # some value is not a number
-    if df is not None and "value" in df.columns:
+    if (df is not None and "value" in df.columns
+            and all(pd.api.types.is_string_dtype(df[c].dtype) for c in text if c in df.columns)):
         v = df["value"].to_numpy()
-        if not ((v == 0) | (v == 1)).any() or not any(w in data.lower() for w in (b"true", b"false")):
+        if not ((v == 0) | (v == 1)).any():
             return df
-    return pd.read_csv(io.BytesIO(data), dtype={**codes, "value": str}, keep_default_na=False, encoding="utf-8")
+        lower = path.read_bytes().lower()
+        if b"true" not in lower and b"false" not in lower:
+            return df
+    return pd.read_csv(path, dtype={**text, "value": str}, keep_default_na=False, encoding="utf-8")
 
 
 def read_meta(path: Path) -> dict:
@@ -209,7 +213,7 @@ def from_frames(values: pd.DataFrame, meta: dict, base: Path | None = None) -> x
         c, f, i = (labels[col][codes[col][bad]] for col in ("city", "field", "indicator"))
         raise UserError(f'{name}: non-numeric value "{values["value"].iloc[bad]}" for city {c}, field {f}, '
                         f"indicator {i}; write a number or leave it empty for missing")
-    dup = pd.DataFrame(codes).duplicated(keep=False).to_numpy()
+    dup = _duplicated(codes["city"], codes["field"], codes["indicator"])
     if dup.any():
         r = int(np.argmax(dup))
         c, f, i = (labels[col][codes[col][r]] for col in ("city", "field", "indicator"))
@@ -277,6 +281,15 @@ def _factorize_codes(column: pd.Series) -> tuple[np.ndarray, list]:
     stripped = pd.Series(uniques, dtype=object).astype(str).str.strip()
     second, labels = pd.factorize(stripped, use_na_sentinel=False)
     return second[first], list(labels)
+
+
+def _duplicated(*codes: np.ndarray) -> np.ndarray:
+    """Rows whose combination of codes occurs more than once (all of them, as ``keep=False``)."""
+    sizes = [int(c.max()) + 1 if len(c) else 1 for c in codes]
+    if np.prod(sizes, dtype=float) <= 8 * len(codes[0]) + 1024:  # dense: count every cell
+        key = np.ravel_multi_index(codes, sizes)
+        return np.bincount(key, minlength=int(np.prod(sizes)))[key] > 1
+    return pd.DataFrame(dict(enumerate(codes))).duplicated(keep=False).to_numpy()
 
 
 def _numeric(raw: pd.Series) -> tuple[np.ndarray, int]:
