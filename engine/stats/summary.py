@@ -8,7 +8,7 @@ analysis needs no second pass over the store. A summary holds, over the chunks i
   Carlo: every row; Sobol: the A and B rows), as distinct values with counts: these statistics take few
   distinct values (R-bar is a multiple of 1/cities, the correlations are functions of integer sums), so
   their size is bounded by the data, not by the number of scenarios, and percentiles stay exact;
-* for Sobol designs, :class:`engine.sobol.SobolSums` of every rank, every score and R-bar.
+* for Sobol designs, :class:`engine.stats.sobol.SobolSums` of every rank, every score and R-bar.
 
 Summaries of disjoint chunk sets merge by addition. Rank-based sums are integers, summed exactly, so
 they do not depend on which worker saw which chunk; score sums are float64 (last-bit differences only).
@@ -132,7 +132,7 @@ def _deviation(ranks, nominal):  # pragma: no cover - compiled
 def correlations(ranks: np.ndarray, nominal_rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Spearman and Kendall (tau-b) correlation of each scenario's ranking with the nominal one, per field:
     two (scenario, field) arrays, equal to scipy's (Spearman on average ranks, so ties as scipy treats
-    them); 1 when either ranking is constant. O(cities log cities) per scenario (see engine.rankcorr)."""
+    them); 1 when either ranking is constant. O(cities log cities) per scenario (see engine.stats.rankcorr)."""
     return rank_correlations(ranks, nominal_rank, constant=1.0)
 
 
