@@ -49,7 +49,7 @@ def analyze(store, **kwargs):
 
 
 def report(store, out=None, **kwargs):
-    """Write the HTML report of an analysed store; see :func:`engine.reporting.report`."""
-    from .reporting import report as _report
+    """Write the HTML report of an analysed store; see :func:`engine.report.report`."""
+    from .report import report as _report
 
     return _report(store, out=out, **kwargs)

@@ -148,7 +148,7 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .reporting import report_cli
+    from .report import report_cli
 
     return report_cli(args)
 

@@ -713,7 +713,7 @@ def _run_cli(args, spec: Spec, bg: BackgroundCluster | None, where: dict, t0: fl
               f"(N = {int(read_attrs(path)['design_n']):,})")
     print(summary_table(result))
     if not args.no_report:
-        from .reporting import report
+        from .report import report
 
         print(f"report: {report(path)}")
     return 0

@@ -126,10 +126,10 @@ def test_gtii_report_figures_and_png_dir(runs, gtii_report):
 
 
 def test_api_stays_callable(runs, tmp_path):
-    """engine.report(...) works before and after the submodule engine.reporting has been imported."""
+    """engine.report(...) works before and after the submodule engine.report has been imported."""
     import importlib
 
-    importlib.import_module("engine.reporting")
+    importlib.import_module("engine.report")
     assert callable(engine.report)
     assert engine.report(runs["cn36"], out=tmp_path / "a.html") == tmp_path / "a.html"
     assert engine.report(runs["cn36"], out=tmp_path / "b.html") == tmp_path / "b.html"
