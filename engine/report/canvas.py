@@ -15,7 +15,14 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Sequence
 
+import matplotlib as mpl
 import numpy as np
+from matplotlib.artist import Artist
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
+from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.lines import TICKDOWN, TICKLEFT, TICKRIGHT, TICKUP, Line2D
+from matplotlib.text import Text
 
 DPI = 100
 ANNOTATE_MAX = 400  # annotate heat-map cells only up to this many cells per panel
@@ -29,8 +36,6 @@ class Layout:
 
     def __init__(self, left: float, panels: list[float], height: float, top: float, bottom: float,
                  gap: float = 0.25, cbar: float = 0.0, right: float = 0.15) -> None:
-        from matplotlib.figure import Figure
-
         self.w = left + sum(panels) + gap * (len(panels) - 1) + (0.12 + 0.15 + 0.6 if cbar else 0) + right
         self.h = top + height + bottom
         self.fig = Figure(figsize=(self.w, self.h), dpi=DPI)
@@ -63,9 +68,6 @@ _RENDERER = None
 def text_width(labels: Sequence, size: float) -> float:
     """Width in inches of the widest label at a font size (measured with the Agg renderer)."""
     global _RENDERER
-    from matplotlib.backends.backend_agg import RendererAgg
-    from matplotlib.font_manager import FontProperties
-
     if _RENDERER is None:
         _RENDERER = RendererAgg(10, 10, DPI)
     prop = FontProperties(size=size)
@@ -76,11 +78,8 @@ def text_width(labels: Sequence, size: float) -> float:
 def category_labels(ax, axis: str, labels: Sequence[str], fontsize: float, *, sides: Sequence[str] | None = None,
                     rotation: float = 0.0, length: float | None = None, pad: float | None = None) -> None:
     """Label positions 0, 1, ..., n-1 of an axis (``axis`` 'x' or 'y') with ``labels``, tick marks and labels on
-    ``sides`` (default: bottom or left): the same pixels as ``ax.set_xticks(range(n), labels, ...)`` with
-    ``ax.tick_params(length=length, pad=pad)`` and outward ticks, at a fraction of the cost."""
-    import matplotlib as mpl
-    from matplotlib import lines
-
+    ``sides`` (default: bottom or left): the same pixels as ``ax.set_xticks(range(n), labels, fontsize=...,
+    rotation=...)`` with ``ax.tick_params(length=length, pad=pad)``, at a fraction of the cost."""
     name = f"{axis}tick"
     rc = mpl.rcParams
     direction = rc[f"{name}.direction"]
@@ -90,7 +89,6 @@ def category_labels(ax, axis: str, labels: Sequence[str], fontsize: float, *, si
     labelcolor = color if rc[f"{name}.labelcolor"] == "inherit" else rc[f"{name}.labelcolor"]
     pos = np.arange(len(labels), dtype=float)
     (ax.set_xticks if axis == "x" else ax.set_yticks)([])
-    zorder = (ax.xaxis if axis == "x" else ax.yaxis).get_zorder()
     for side in sides or (("bottom",) if axis == "x" else ("left",)):
         first = side in ("bottom", "left")
         edge = np.full_like(pos, 0.0 if first else 1.0)
@@ -100,13 +98,30 @@ def category_labels(ax, axis: str, labels: Sequence[str], fontsize: float, *, si
         else:
             xy, mark_tr = (edge, pos), ax.get_yaxis_transform("tick1" if first else "tick2")
             text_tr, va, ha = (ax.get_yaxis_text1_transform if first else ax.get_yaxis_text2_transform)(pad)
-        marker = _markers(axis, direction)[0 if first else 1]
-        ax.add_artist(lines.Line2D(*xy, linestyle="none", marker=marker, markersize=length,
-                                   markeredgewidth=rc[f"{name}.major.width"], color=color, markeredgecolor=color,
-                                   transform=mark_tr, clip_on=False, zorder=zorder))
-        for x, y, label in zip(*xy, labels, strict=True):
-            ax.text(x, y, str(label), transform=text_tr, va=va, ha=ha, rotation=rotation, fontsize=fontsize,
-                    color=labelcolor, clip_on=False, zorder=zorder)
+        marks = Line2D(*xy, linestyle="none", marker=_markers(axis, direction)[0 if first else 1], markersize=length,
+                       markeredgewidth=rc[f"{name}.major.width"], color=color, markeredgecolor=color,
+                       transform=mark_tr)
+        texts = [Text(x, y, str(label), transform=text_tr, va=va, ha=ha, rotation=rotation, fontsize=fontsize,
+                      color=labelcolor) for x, y, label in zip(*xy, labels, strict=True)]
+        ax.add_artist(_Ticks([marks, *texts], zorder=(ax.xaxis if axis == "x" else ax.yaxis).get_zorder()))
+
+
+class _Ticks(Artist):
+    """The tick marks and labels of one side, unclipped, drawn where the axis would draw its ticks."""
+
+    def __init__(self, parts: list[Artist], zorder: float) -> None:
+        super().__init__()
+        self._parts = parts
+        self.set_zorder(zorder)
+
+    def set_figure(self, fig) -> None:
+        super().set_figure(fig)
+        for part in self._parts:
+            part.set_figure(fig)
+
+    def draw(self, renderer) -> None:
+        for part in self._parts:
+            part.draw(renderer)
 
 
 _PAD_SHARE = {"in": 0.0, "inout": 0.5, "out": 1.0}  # share of the tick length outside the axes (as Tick)
@@ -114,8 +129,6 @@ _PAD_SHARE = {"in": 0.0, "inout": 0.5, "out": 1.0}  # share of the tick length o
 
 def _markers(axis: str, direction: str) -> tuple:
     """The tick markers of the first and the second side (as matplotlib's XTick and YTick)."""
-    from matplotlib.lines import TICKDOWN, TICKLEFT, TICKRIGHT, TICKUP
-
     if axis == "x":
         return {"out": (TICKDOWN, TICKUP), "in": (TICKUP, TICKDOWN), "inout": ("|", "|")}[direction]
     return {"out": (TICKLEFT, TICKRIGHT), "in": (TICKRIGHT, TICKLEFT), "inout": ("_", "_")}[direction]
@@ -125,9 +138,7 @@ def heat(ax, M: np.ndarray, cmap: str, vmin: float, vmax: float, annotate_fmt: C
          mask: np.ndarray | None = None, flag: np.ndarray | None = None):
     """imshow of M (masked cells grey), numbers written in the cells when there are few enough, and a red ×
     instead of the number in ``flag`` cells."""
-    import matplotlib
-
-    cm = matplotlib.colormaps[cmap].with_extremes(bad="#d9d9d9")
+    cm = mpl.colormaps[cmap].with_extremes(bad="#d9d9d9")
     bad = np.isnan(M) if mask is None else (mask | np.isnan(M))
     im = ax.imshow(np.ma.masked_array(M, mask=bad), cmap=cm, vmin=vmin, vmax=vmax, aspect="auto",
                    interpolation="nearest")
@@ -152,8 +163,6 @@ def _dark(cm, frac: float) -> bool:
 
 def png(fig) -> tuple[bytes, tuple[int, int]]:
     """The figure as PNG bytes and its size in pixels."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None}, pil_kwargs=dict(PNG_OPTIONS))

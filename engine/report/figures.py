@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from matplotlib.patches import Rectangle
 
 from .canvas import ANNOTATE_MAX, HEAT_TICK, Layout, category_labels, heat, text_width
 from .context import CONF_LIMIT, Context
@@ -224,8 +225,6 @@ def width_map(ctx: Context):
 
 def acceptability(ctx: Context, fld: str):
     """The rank-acceptability matrix P(rank = r) of the top cities of a field, nominal ranks boxed."""
-    from matplotlib.patches import Rectangle
-
     a = ctx.a.sel(field=fld)
     order = ctx.order(fld)[:min(TOP_ACCEPT, ctx.a.sizes["city"])]
     P = a["rank_prob"].values[order] * 100
