@@ -219,3 +219,30 @@ def test_report_in_headless_chromium(runs, gtii_report, tmp_path):
         assert (gray < 0.5).mean() > 0.01  # there is dark text
         # the page is not wider than the window (no horizontal overflow): the right edge is background
         assert np.allclose(img[:, -3:, :3], img[0, -1, :3], atol=0.02)
+
+
+def test_figures_drawn_in_parallel_equal_serial_and_survive_a_lost_child(runs):
+    """The figures drawn by forked children are the ones drawn in this process; a child that dies makes the
+    report draw them here instead."""
+    import os
+    from dataclasses import replace
+
+    from engine.report.context import Context
+    from engine.report.drawing import draw_all
+    from engine.report.figures import plan
+
+    ctx = Context.load(runs["cn36"])
+    plans = plan(ctx)
+    serial = draw_all(ctx, plans, workers=1)
+    parallel = draw_all(ctx, plans, workers=2)
+    assert list(parallel) == list(serial) == [p.key for p in plans]
+    assert [f.png for f in parallel.values()] == [f.png for f in serial.values()]
+    parent = os.getpid()
+
+    def dies_in_a_child(ctx, *args):
+        if os.getpid() != parent:
+            os._exit(3)
+        return plans[0].draw(ctx, *args)
+
+    again = draw_all(ctx, [replace(plans[0], draw=dies_in_a_child), *plans[1:]], workers=2)
+    assert [f.png for f in again.values()] == [f.png for f in serial.values()]

@@ -47,7 +47,7 @@ def draw_all(ctx: Context, plans: list[FigurePlan], workers: int | None = None) 
         workers = min(_cores(), MAX_WORKERS)
     workers = min(workers, len(plans))
     pngs = None
-    if workers > 1 and "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin":
+    if workers > 1 and _can_fork():
         pngs = _draw_forked(ctx, plans, workers)
     if pngs is None:
         pngs = [_draw(ctx, p) for p in plans]
@@ -75,17 +75,18 @@ def _draw_forked(ctx: Context, plans: list[FigurePlan], workers: int) -> list | 
     _JOB = (ctx, plans)
     # the costliest figures (most labels) first, so that the cores finish together
     order = sorted(range(len(plans)), key=lambda i: -_cost(plans[i]))
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
     try:
         with warnings.catch_warnings():
             # Python >= 3.12 warns about fork() in a process with threads (zarr's I/O thread, say); the children
             # only draw in memory and never touch what those threads hold
             warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-                futures = {i: pool.submit(_draw_index, i) for i in order}
-                return [futures[i].result() for i in range(len(plans))]
-    except (BrokenProcessPool, OSError):
+            futures = {i: pool.submit(_draw_index, i) for i in order}  # the first submit forks the children
+        return [futures[i].result() for i in range(len(plans))]  # a figure's own error is raised here
+    except (BrokenProcessPool, OSError):  # a child died, or fork failed (no memory, process limit)
         return None
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         _JOB = None
 
 
@@ -99,6 +100,13 @@ def _warm_up(ctx: Context) -> None:
 def _cost(p: FigurePlan) -> int:
     """A rough relative cost of drawing a figure (the city x factor heat maps have the most texts)."""
     return {"sobol": 3, "width": 2, "rank": 2}.get(p.key.split()[0], 1)
+
+
+def _can_fork() -> bool:
+    """Whether this process may fork drawing children (not on macOS, where fork is unsafe; not in a daemonic
+    process, such as a Dask or multiprocessing worker, which may not have children)."""
+    return ("fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin"
+            and not multiprocessing.current_process().daemon)
 
 
 def _cores() -> int:
