@@ -103,11 +103,12 @@ def category_labels(ax, axis: str, labels: Sequence[str], fontsize: float, *, si
                        transform=mark_tr)
         texts = [Text(x, y, str(label), transform=text_tr, va=va, ha=ha, rotation=rotation, fontsize=fontsize,
                       color=labelcolor) for x, y, label in zip(*xy, labels, strict=True)]
-        ax.add_artist(_Ticks([marks, *texts], zorder=(ax.xaxis if axis == "x" else ax.yaxis).get_zorder()))
+        ax.add_artist(_Group([marks, *texts], zorder=(ax.xaxis if axis == "x" else ax.yaxis).get_zorder()))
 
 
-class _Ticks(Artist):
-    """The tick marks and labels of one side, unclipped, drawn where the axis would draw its ticks."""
+class _Group(Artist):
+    """Artists drawn together, in order and unclipped, at one z-order: the tick marks and labels of one side
+    (where the axis would draw its ticks), or the numbers of a heat map."""
 
     def __init__(self, parts: list[Artist], zorder: float) -> None:
         super().__init__()
@@ -143,22 +144,20 @@ def heat(ax, M: np.ndarray, cmap: str, vmin: float, vmax: float, annotate_fmt: C
     im = ax.imshow(np.ma.masked_array(M, mask=bad), cmap=cm, vmin=vmin, vmax=vmax, aspect="auto",
                    interpolation="nearest")
     if annotate_fmt and M.size <= ANNOTATE_MAX:
+        r, g, b, _ = np.moveaxis(cm((np.clip(M, vmin, vmax) - vmin) / (vmax - vmin)), -1, 0)
+        dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5  # white numbers on dark cells
+        texts = []
         for (i, j), v in np.ndenumerate(M):
             txt = "" if bad[i, j] or (flag is not None and flag[i, j]) else annotate_fmt(v)
             if txt:
-                frac = (np.clip(v, vmin, vmax) - vmin) / (vmax - vmin)
-                ax.text(j, i, txt, ha="center", va="center", fontsize=6.5,
-                        color="white" if _dark(cm, frac) else "black")
+                texts.append(Text(j, i, txt, ha="center", va="center", fontsize=6.5,
+                                  color="white" if dark[i, j] else "black", transform=ax.transData))
+        ax.add_artist(_Group(texts, zorder=Text.zorder))  # as ax.text() each, without a clip path each
     if flag is not None and flag.any():
         i, j = np.nonzero(flag)
         ax.scatter(j, i, marker="x", s=16, color="#ff3030", linewidths=1.0, zorder=3)
     ax.tick_params(length=HEAT_TICK["length"], pad=HEAT_TICK["pad"])
     return im
-
-
-def _dark(cm, frac: float) -> bool:
-    r, g, b, _ = cm(frac)
-    return 0.299 * r + 0.587 * g + 0.114 * b < 0.5
 
 
 def png(fig) -> tuple[bytes, tuple[int, int]]:
