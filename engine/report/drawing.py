@@ -29,6 +29,7 @@ class DrawnFigure:
     """A figure as the page shows it."""
 
     slug: str
+    section: str
     title: str
     caption: str
     png: bytes
@@ -51,7 +52,7 @@ def draw_all(ctx: Context, plans: list[FigurePlan], workers: int | None = None) 
         pngs = _draw_forked(ctx, plans, workers)
     if pngs is None:
         pngs = [_draw(ctx, p) for p in plans]
-    return {p.key: DrawnFigure(p.slug, p.title, p.caption, data, size, p.wide)
+    return {p.key: DrawnFigure(p.slug, p.section, p.title, p.caption, data, size, p.wide)
             for p, (data, size) in zip(plans, pngs, strict=True)}
 
 

@@ -1,8 +1,8 @@
 """Every figure of the report, one function each (it returns a matplotlib ``Figure``), and :func:`plan`:
-which figures a run gets, in page order, with their titles and captions.
+which figures a run gets, in page order, with their titles, captions and the page section they go in.
 
-To add a figure: write ``def my_figure(ctx, ...) -> Figure`` here, add it to :func:`plan`, and place it in
-``templates/report.html.j2`` by its key.
+To add a figure: write ``def my_figure(ctx, ...) -> Figure`` here and add it to :func:`plan` with its
+section (``ranks``, ``sensitivity``, ``by_city`` or ``robustness``): the page shows it there.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from .text import rank_text
 TOP_ACCEPT = 15  # cities in the rank-acceptability matrix
 ROW = 0.17  # inches per city row
 C_BAR, C_NOM, C_MED = "#9ecae1", "#08306b", "#e6550d"
+SECTIONS = ("ranks", "sensitivity", "by_city", "robustness")  # the page's sections that show figures
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class FigurePlan:
 
     key: str
     slug: str  # file name of --png-dir and the figure's anchor: '01-rank-it'
+    section: str  # where the page shows it: one of SECTIONS
     title: str
     caption: str
     draw: Callable
@@ -40,30 +42,32 @@ def plan(ctx: Context) -> list[FigurePlan]:
     """The figures of this run, in page order."""
     out: list[FigurePlan] = []
 
-    def add(key, draw, args, title, caption="", wide=False):
-        out.append(FigurePlan(key, f"{len(out) + 1:02d}-{_slug(key)}", title, caption, draw, args, wide))
+    def add(key, section, draw, args, title, caption="", wide=False):
+        assert section in SECTIONS, section
+        out.append(FigurePlan(key, f"{len(out) + 1:02d}-{_slug(key)}", section, title, caption, draw, args, wide))
 
     for fld in ctx.fields:
-        add(f"rank {fld}", rank_uncertainty, (fld,), f"Rank uncertainty: {ctx.field_label[fld]}")
+        add(f"rank {fld}", "ranks", rank_uncertainty, (fld,), f"Rank uncertainty: {ctx.field_label[fld]}")
     if ctx.has_rank_sobol:
         for fld in ctx.fields:
-            add(f"sobol {fld}", sobol_heatmap, (fld,), f"What drives each rank: {ctx.field_label[fld]}", wide=True)
+            add(f"sobol {fld}", "by_city", sobol_heatmap, (fld,), f"What drives each rank: {ctx.field_label[fld]}",
+                wide=True)
     if ctx.sobol:
-        add("rbar", rbar_bars, ("overall",), "What drives the mean rank shift R̄s (overall)",
+        add("rbar", "sensitivity", rbar_bars, ("overall",), "What drives the mean rank shift R̄s (overall)",
             f"S1 and ST of R̄s (mean over cities of |rank − nominal rank|) with {ctx.a.attrs.get('conf_level', 0.95):.0%} "
             "bootstrap intervals. S1: share of the variance explained by the factor alone; ST: including its "
             "interactions.")
         if len(ctx.fields) > 1:
-            add("rbar fields", rbar_fields, (), "ST of R̄s by field",
+            add("rbar fields", "sensitivity", rbar_fields, (), "ST of R̄s by field",
                 "Total-effect index of each factor on the mean rank shift of each field's ranking.")
     if len(ctx.fields) > 1:
-        add("width", width_map, (), "Rank-interval width by field",
+        add("width", "robustness", width_map, (), "Rank-interval width by field",
             "Width of the 5–95 % rank interval of every city in every field (0 = the rank never moves in 90 % "
             "of scenarios); cities in overall nominal order.")
-    add("acceptability", acceptability, ("overall",), "Rank acceptability (overall)",
+    add("acceptability", "robustness", acceptability, ("overall",), "Rank acceptability (overall)",
         "P(rank = r) in % for the top cities of the overall ranking; orange boxes mark the nominal rank.")
     if "pair_prob" in ctx.a:
-        add("pairs", pairs, ("overall",), "Who ranks above whom (overall)",
+        add("pairs", "robustness", pairs, ("overall",), "Who ranks above whom (overall)",
             "P(row city ranks strictly above column city) over the scenarios, in %, for the top 10 cities.")
     return out
 

@@ -10,6 +10,7 @@ from functools import cache
 
 from .context import CONF_LIMIT, Context
 from .drawing import DrawnFigure
+from .figures import SECTIONS
 from .tables import city_table, factor_table, field_table, run_table, spec_description
 from .text import summary
 
@@ -42,10 +43,8 @@ def render(ctx: Context, figs: dict[str, DrawnFigure], elapsed: float) -> str:
         partial_scenarios=(f"{int(ctx.a.attrs.get('n_stability_scenarios', 0)):,}" if ctx.a.attrs.get("partial")
                            else None),
         summary=summary(ctx),
-        rank_figs=[figs[f"rank {f}"] for f in ctx.fields],
-        sobol_figs=[figs[k] for k in ("rbar", "rbar fields") if k in figs],
-        city_sobol_figs=[figs[f"sobol {f}"] for f in ctx.fields] if ctx.has_rank_sobol else [],
-        robustness_figs=[figs[k] for k in ("width", "acceptability", "pairs") if k in figs],
+        figures={section: [f for f in figs.values() if f.section == section]
+                 for section in SECTIONS},
         rare_pct=f"{100 * ctx.rare_share:.0f}", conf_limit=f"{CONF_LIMIT:g}",
         field_table=field_table(ctx), city_table=city_table(ctx), run_table=run_table(ctx),
         factor_table=factor_table(ctx), spec_toml=at.get("spec_toml", ""),
