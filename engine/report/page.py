@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from .. import __version__
 from .context import CONF_LIMIT, Context
 from .drawing import DrawnFigure
 from .figures import SECTIONS
@@ -27,8 +28,6 @@ def environment():
 
 def render(ctx: Context, figs: dict[str, DrawnFigure], elapsed: float) -> str:
     """The report page of a loaded run and its drawn figures (``elapsed``: seconds taken so far)."""
-    from .. import __version__
-
     at = ctx.attrs
     return environment().get_template("report.html.j2").render(
         ctx=ctx,
@@ -43,8 +42,7 @@ def render(ctx: Context, figs: dict[str, DrawnFigure], elapsed: float) -> str:
         partial_scenarios=(f"{int(ctx.a.attrs.get('n_stability_scenarios', 0)):,}" if ctx.a.attrs.get("partial")
                            else None),
         summary=summary(ctx),
-        figures={section: [f for f in figs.values() if f.section == section]
-                 for section in SECTIONS},
+        figures={section: [f for f in figs.values() if f.section == section] for section in SECTIONS},
         rare_pct=f"{100 * ctx.rare_share:.0f}", conf_limit=f"{CONF_LIMIT:g}",
         field_table=field_table(ctx), city_table=city_table(ctx), run_table=run_table(ctx),
         factor_table=factor_table(ctx), spec_toml=at.get("spec_toml", ""),
