@@ -157,9 +157,15 @@ def _plain_xarray(path: Path, tmp_path: Path) -> dict:
     return json.loads(proc.stdout)
 
 
+@pytest.fixture(scope="module")
+def plain(stores, tmp_path_factory) -> dict[str, dict]:
+    """What plain xarray sees of each store (one subprocess per store)."""
+    return {kind: _plain_xarray(path, tmp_path_factory.mktemp(kind)) for kind, (path, _) in stores.items()}
+
+
 @pytest.mark.parametrize("kind", ["sobol", "mc"])
-def test_plain_xarray_sees_every_variable_described(stores, kind, tmp_path):
-    got = _plain_xarray(stores[kind][0], tmp_path)
+def test_plain_xarray_sees_every_variable_described(plain, kind):
+    got = plain[kind]
     assert got["problems"] == []
     store, an = got["names"]["store"], got["names"]["analysis"]
     assert "rank_value" in store["dims"] and "rank_value" in an["dims"] and "rank" not in an["dims"]
@@ -175,8 +181,8 @@ def _readme_names() -> set[str]:
 
 
 @pytest.mark.parametrize("kind", ["sobol", "mc"])
-def test_readme_documents_every_variable_dimension_and_attribute(stores, kind, tmp_path):
-    names = _plain_xarray(stores[kind][0], tmp_path)["names"]
+def test_readme_documents_every_variable_dimension_and_attribute(plain, kind):
+    names = plain[kind]["names"]
     documented = _readme_names()
     city_table = {"iso3", "name_zh"}  # the dataset's own city-table columns, documented as such
     missing = {f"{group} {what} {n}" for group, d in names.items() for what, ns in d.items() for n in ns
