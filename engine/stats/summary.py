@@ -10,7 +10,9 @@ analysis needs no second pass over the store. A summary holds, over the chunks i
   their size is bounded by the data, not by the number of scenarios, and percentiles stay exact;
 * for Sobol designs, :class:`engine.sobol.SobolSums` of every rank, every score and R-bar;
 * for SMAA-2's central weights, per (city, field) that ever ranks first over the stability rows, the sum of
-  the scenarios' weight vectors (renormalised node weights) where it does (a sparse, sorted cell list).
+  the scenarios' weight vectors (renormalised node weights, in [0, 1]) where it does (a sparse, sorted cell
+  list), in exact integer fixed point: each weight rounded to a multiple of 2^-52 and split into two int64
+  words of 26 bits, so the sums do not depend on the order of chunks and workers either.
 
 Summaries of disjoint chunk sets merge by addition. Rank-based sums are integers, summed exactly, so
 they do not depend on which worker saw which chunk; score sums are float64 (last-bit differences only).
@@ -176,10 +178,29 @@ def _correlations(ranks, nominal):  # pragma: no cover - compiled
     return spearman, kendall
 
 
+FIXED_BITS = 52  # weights in [0, 1] as integer multiples of 2^-52, in two words of 26 bits
+
+
+def fixed_point(weights: np.ndarray) -> np.ndarray:
+    """Weights in [0, 1] (scenario, node) as exact integer words (scenario, 2, node): high and low 26 bits of
+    round(w 2^52). Sums of up to 2^37 rows cannot overflow, and integer sums do not depend on their order."""
+    q = np.rint(np.asarray(weights, dtype=np.float64) * 2.0 ** FIXED_BITS).astype(np.int64)
+    half = FIXED_BITS // 2
+    return np.stack([q >> half, q & ((1 << half) - 1)], axis=1)
+
+
+def from_fixed_point(words: np.ndarray) -> np.ndarray:
+    """Sums of :func:`fixed_point` words (..., 2, node) as floats."""
+    half = FIXED_BITS // 2
+    return words[..., 0, :] * 2.0 ** -half + words[..., 1, :] * 2.0 ** -FIXED_BITS
+
+
 def first_weight_sums(ranks: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For every (city, field) cell ranked first in some scenario (ties included): its index
-    ``city * fields + field`` (sorted) and the sum of those scenarios' weight rows, (cells, node)."""
+    ``city * fields + field`` (sorted) and the exact sum of those scenarios' weight rows (cells, 2, node),
+    see :func:`fixed_point`."""
     n_f = ranks.shape[2]
+    weights = fixed_point(weights)
     cells, sums = [], []
     for f in range(n_f):
         s, c = np.nonzero(ranks[:, :, f] == 1)
@@ -191,7 +212,7 @@ def first_weight_sums(ranks: np.ndarray, weights: np.ndarray) -> tuple[np.ndarra
         cells.append(c[starts] * n_f + f)
         sums.append(np.add.reduceat(weights[s], starts, axis=0))
     if not cells:
-        return np.zeros(0, np.int64), np.zeros((0, weights.shape[1]))
+        return np.zeros(0, np.int64), np.zeros((0, *weights.shape[1:]), np.int64)
     return merge_cells(np.concatenate(cells).astype(np.int64), np.concatenate(sums))
 
 
@@ -219,7 +240,7 @@ class Summary:
         empty = (np.zeros(0), np.zeros(0, np.int64))
         self.dist = {name: [empty] * n_f for name in STATS}  # statistic -> per field (values, counts)
         self.first_cells = np.zeros(0, np.int64)  # (city, field) cells ranked first somewhere: c * n_f + f
-        self.first_wsum = np.zeros((0, plan.n_nodes))  # their weight sums over those stability rows
+        self.first_wsum = np.zeros((0, 2, plan.n_nodes), np.int64)  # their exact weight sums (fixed point)
         self.sums: dict[str, SobolSums] = {}
         self.results: dict[str, dict] = {}  # Sobol results already finished elsewhere (see engine.sweep)
         self.results_conf: float | None = None
@@ -301,7 +322,7 @@ class Summary:
         out.n_stability = int(state["n_stability"])
         if "first_cells" in state:
             out.first_cells = np.array(state["first_cells"], np.int64)
-            out.first_wsum = np.array(state["first_wsum"], np.float64).reshape(len(out.first_cells), -1)
+            out.first_wsum = np.array(state["first_wsum"], np.int64).reshape(len(out.first_cells), 2, -1)
         for name in STATS:
             cuts = np.cumsum(state[f"{name}_sizes"])[:-1]
             out.dist[name] = list(zip(np.split(np.array(state[f"{name}_values"]), cuts),
@@ -332,5 +353,5 @@ class Summary:
         n_c, n_f = self.plan.nominal_rank.shape
         out = np.full((n_c * n_f, self.plan.n_nodes), np.nan)
         first = self.rank_count[:, :, 0].ravel()
-        out[self.first_cells] = self.first_wsum / first[self.first_cells, None]
+        out[self.first_cells] = from_fixed_point(self.first_wsum) / first[self.first_cells, None]
         return out.reshape(n_c, n_f, -1)
