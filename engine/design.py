@@ -20,6 +20,7 @@ from .data import Tree
 from .errors import UserError
 from .kernel import Batch, Prepared, evaluate
 from .methods import Prep, parse_option
+from .methods.weights import pca_weights
 from .spec import AGG_LEVELS, Factor, Spec
 
 DISCRETE = ("normalisation", "aggregation", "outlier", "imputation", "exclude", "weight_scheme")
@@ -245,26 +246,6 @@ def weight_schemes(spec: Spec, tree: Tree, pca_data: np.ndarray | None = None) -
             w[tree.nodes.index(node)] = v
         out[name] = w
     return np.stack([out[k] for k in scheme_order(spec)])
-
-
-def pca_weights(tree: Tree, x: np.ndarray, nominal: np.ndarray) -> np.ndarray:
-    """OECD/JRC PCA weights: within each parent with two or more indicators, the squared loadings of the
-    first principal component of the indicators' correlation matrix (city x field rows pooled, rows with
-    missing values dropped), scaled to sum to one. Group and field weights stay nominal."""
-    w = nominal.copy()
-    n_ind = tree.n_ind
-    flat = x.reshape(-1, n_ind)
-    for unit in np.unique(tree.parent[:n_ind]):
-        cols = np.flatnonzero(tree.parent[:n_ind] == unit)
-        if len(cols) < 2:
-            continue
-        block = flat[:, cols]
-        block = block[~np.isnan(block).any(axis=1)]
-        corr = np.corrcoef(block, rowvar=False)
-        vals, vecs = np.linalg.eigh(corr)
-        load = vecs[:, -1] ** 2
-        w[cols] = load / load.sum()
-    return w
 
 
 def nominal_row(spec: Spec) -> np.ndarray:

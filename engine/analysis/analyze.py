@@ -4,7 +4,7 @@ Rank statistics use the stability rows: every scenario of a Monte Carlo run, the
 Sobol run (the convention). Percentiles follow R's type 7 (NumPy's default ``linear``), as COINr does,
 computed exactly from the merged rank histogram. Sobol indices are SALib's estimators (Saltelli 2010
 first order, Jansen total, SALib's second order) for every output at once, with bootstrap intervals over
-base samples, from the sums in :class:`engine.summary.Summary`: accumulated by the sweep's tasks
+base samples, from the sums in :class:`engine.stats.summary.Summary`: accumulated by the sweep's tasks
 (``rankstab run``), or chunk by chunk from a store (``rankstab analyze``).
 
 SMAA-2 central weights and confidence factors: :mod:`engine.analysis.smaa`.

@@ -32,6 +32,7 @@ from ..errors import UserError, did_you_mean
 
 EMBEDDED = Path(__file__).resolve().parent.parent / "datasets"
 TIDY_COLUMNS = ("city", "field", "indicator", "value")
+MISSING = ("", "NA", "NaN", "nan")  # value texts that mean missing
 
 
 @dataclass(frozen=True)
@@ -104,8 +105,7 @@ def read_table(path: Path) -> pd.DataFrame:
         if path.suffix.lower() in (".parquet", ".pq"):
             df = pd.read_parquet(path)
         else:
-            df = pd.read_csv(path, dtype={"city": str, "field": str, "indicator": str, "value": str},
-                             keep_default_na=False, encoding="utf-8")
+            df = _read_csv(path)
     except UnicodeDecodeError:
         raise UserError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
     except pd.errors.EmptyDataError:
@@ -117,6 +117,30 @@ def read_table(path: Path) -> pd.DataFrame:
         raise UserError(f"{path}: missing column(s) {', '.join(missing)}; a tidy file has the columns "
                         f"city,field,indicator,value (found: {', '.join(map(str, df.columns))})")
     return df
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """The file as the old all-text reading gives it, fast: the values parsed as float64 by the CSV reader
+    and the codes' types inferred. The slower all-text reading is left only where these could differ:
+    a value that is not a number (which :func:`from_frames` names in its error), true/false (read as 1/0
+    by the float parser) and codes that look like numbers or booleans ("007" would become 7)."""
+    text = {"city": str, "field": str, "indicator": str}
+    try:
+        df = pd.read_csv(path, dtype={"value": np.float64}, keep_default_na=False,
+                         na_values={"value": list(MISSING)}, encoding="utf-8")
+    except (UnicodeDecodeError, pd.errors.EmptyDataError):
+        raise
+    except ValueError:
+        df = None  # some value is not a number
+    if (df is not None and "value" in df.columns
+            and all(pd.api.types.is_string_dtype(df[c].dtype) for c in text if c in df.columns)):
+        v = df["value"].to_numpy()
+        if not ((v == 0) | (v == 1)).any():
+            return df
+        lower = path.read_bytes().lower()
+        if b"true" not in lower and b"false" not in lower:
+            return df
+    return pd.read_csv(path, dtype={**text, "value": str}, keep_default_na=False, encoding="utf-8")
 
 
 def read_meta(path: Path) -> dict:
@@ -181,38 +205,37 @@ def from_frames(values: pd.DataFrame, meta: dict, base: Path | None = None) -> x
     indicators = _entries(meta, "indicator", name)
     _check_entries(name, fields, groups, indicators)
 
-    df = values.copy()
+    codes, labels = {}, {}
     for col in ("city", "field", "indicator"):
-        df[col] = df[col].astype(str).str.strip()
-    raw = df["value"]
-    num = pd.to_numeric(raw.replace({"": np.nan, "NA": np.nan, "NaN": np.nan, "nan": np.nan}), errors="coerce")
-    bad = num.isna() & raw.notna() & ~raw.astype(str).str.strip().isin(["", "NA", "NaN", "nan"])
-    if bad.any():
-        r = df[bad].iloc[0]
-        raise UserError(f'{name}: non-numeric value "{r["value"]}" for city {r["city"]}, field {r["field"]}, '
-                        f"indicator {r['indicator']}; write a number or leave it empty for missing")
-    df["value"] = num.astype(float)
-    dup = df.duplicated(["city", "field", "indicator"], keep=False)
+        codes[col], labels[col] = _factorize_codes(values[col])
+    num, bad = _numeric(values["value"])
+    if bad >= 0:
+        c, f, i = (labels[col][codes[col][bad]] for col in ("city", "field", "indicator"))
+        raise UserError(f'{name}: non-numeric value "{values["value"].iloc[bad]}" for city {c}, field {f}, '
+                        f"indicator {i}; write a number or leave it empty for missing")
+    dup = _duplicated(codes["city"], codes["field"], codes["indicator"])
     if dup.any():
-        r = df[dup].iloc[0]
-        raise UserError(f"{name}: duplicate rows for city {r['city']}, field {r['field']}, indicator "
-                        f"{r['indicator']} ({int(dup.sum())} rows in all); keep one row per city/field/indicator")
+        r = int(np.argmax(dup))
+        c, f, i = (labels[col][codes[col][r]] for col in ("city", "field", "indicator"))
+        raise UserError(f"{name}: duplicate rows for city {c}, field {f}, indicator "
+                        f"{i} ({int(dup.sum())} rows in all); keep one row per city/field/indicator")
     ind_codes = [e["code"] for e in indicators]
     field_codes = [e["code"] for e in fields]
     for col, known, what in (("indicator", ind_codes, "indicator"), ("field", field_codes, "field")):
-        unknown = sorted(set(df[col]) - set(known))
+        unknown = sorted(set(labels[col]) - set(known))
         if unknown:
             raise UserError(f'{name}: {what} "{unknown[0]}" in the data is not in the metadata'
                             f"{did_you_mean(unknown[0], known)}; add it to the metadata or remove its rows")
-    cities = _city_table(meta, base, sorted(set(df["city"]), key=str))
+    cities = _city_table(meta, base, sorted(labels["city"], key=str))
     city_codes = list(cities["city"])
-    unknown = sorted(set(df["city"]) - set(city_codes))
+    unknown = sorted(set(labels["city"]) - set(city_codes))
     if unknown:
         raise UserError(f'{name}: city "{unknown[0]}" in the data is not in the city table; add it there')
 
-    cube = (df.set_index(["city", "field", "indicator"])["value"]
-            .reindex(pd.MultiIndex.from_product([city_codes, field_codes, ind_codes]))
-            .to_numpy().reshape(len(city_codes), len(field_codes), len(ind_codes)))
+    cube = np.full((len(city_codes), len(field_codes), len(ind_codes)), np.nan)
+    at = [pd.Index(known).get_indexer(labels[col])[codes[col]]
+          for col, known in (("city", city_codes), ("field", field_codes), ("indicator", ind_codes))]
+    cube[at[0], at[1], at[2]] = num
     ds = xr.Dataset(
         {"value": (("city", "field", "indicator"), cube)},
         coords={
@@ -273,6 +296,35 @@ def _level_names(levels, ds: xr.Dataset, name: str) -> list[str]:
 def level_names(ds: xr.Dataset) -> list[str]:
     """A dataset's level names, bottom-up ([] when its metadata names none)."""
     return [v for v in str(ds.attrs.get("level_names", "")).split(",") if v]
+
+
+def _factorize_codes(column: pd.Series) -> tuple[np.ndarray, list]:
+    """Codes of a key column's stripped text and the distinct texts (in order of first appearance)."""
+    first, uniques = pd.factorize(column, use_na_sentinel=False)
+    stripped = pd.Series(uniques, dtype=object).astype(str).str.strip()
+    second, labels = pd.factorize(stripped, use_na_sentinel=False)
+    return second[first], list(labels)
+
+
+def _duplicated(*codes: np.ndarray) -> np.ndarray:
+    """Rows whose combination of codes occurs more than once (all of them, as ``keep=False``)."""
+    sizes = [int(c.max()) + 1 if len(c) else 1 for c in codes]
+    if np.prod(sizes, dtype=float) <= 8 * len(codes[0]) + 1024:  # dense: count every cell
+        key = np.ravel_multi_index(codes, sizes)
+        return np.bincount(key, minlength=int(np.prod(sizes)))[key] > 1
+    return pd.DataFrame(dict(enumerate(codes))).duplicated(keep=False).to_numpy()
+
+
+def _numeric(raw: pd.Series) -> tuple[np.ndarray, int]:
+    """Float64 values of a value column (empty, NA, NaN and nan mean missing) and the position of the
+    first value that is not a number (-1 if none)."""
+    if pd.api.types.is_numeric_dtype(raw.dtype):
+        return raw.astype(float).to_numpy(), -1
+    num = pd.to_numeric(raw.replace(dict.fromkeys(MISSING, np.nan)), errors="coerce").astype(float).to_numpy()
+    maybe = np.flatnonzero(np.isnan(num) & raw.notna().to_numpy())
+    text = raw.iloc[maybe].astype(str).str.strip()
+    bad = maybe[~text.isin(MISSING).to_numpy()]
+    return num, int(bad[0]) if len(bad) else -1
 
 
 def _entries(meta: dict, kind: str, name: str) -> list[dict]:
@@ -369,15 +421,18 @@ def validate(ds: xr.Dataset) -> xr.Dataset:
     for c in np.flatnonzero(~have.any(axis=(1, 2))):
         raise UserError(f"{name}: city {ds.city.values[c]} has no value in any field; remove the city "
                         f"or give it data")
-    for f in range(v.shape[1]):
-        for i in range(v.shape[2]):
-            col = v[:, f, i][have[:, f, i]]
-            where = f"indicator {ds.indicator.values[i]} in field {ds.field.values[f]}"
-            if col.size == 0:
-                raise UserError(f"{name}: {where} is missing for every city; remove the indicator or give it data")
-            if col.size > 1 and np.all(col == col[0]):
-                raise UserError(f"{name}: {where} is constant ({col[0]:g} for every city) and cannot be "
-                                f"normalised; remove the indicator or check the data")
+    count = have.sum(axis=0)  # (field, indicator)
+    lo = np.where(have, v, np.inf).min(axis=0, initial=np.inf)
+    hi = np.where(have, v, -np.inf).max(axis=0, initial=-np.inf)
+    problem = (count == 0) | ((count > 1) & (lo == hi))
+    if problem.any():
+        f, i = np.unravel_index(np.argmax(problem), problem.shape)  # the first in field, indicator order
+        where = f"indicator {ds.indicator.values[i]} in field {ds.field.values[f]}"
+        if count[f, i] == 0:
+            raise UserError(f"{name}: {where} is missing for every city; remove the indicator or give it data")
+        first = v[:, f, i][have[:, f, i]][0]
+        raise UserError(f"{name}: {where} is constant ({first:g} for every city) and cannot be "
+                        f"normalised; remove the indicator or check the data")
     for d in set(ds["indicator_denominator"].values) - {""}:
         if "denominator_value" not in ds or d not in list(ds["denominator"].values):
             raise UserError(f'{name}: denominator "{d}" is not a column of the denominators table; add it')

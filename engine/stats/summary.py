@@ -8,7 +8,7 @@ analysis needs no second pass over the store. A summary holds, over the chunks i
   Carlo: every row; Sobol: the A and B rows), as distinct values with counts: these statistics take few
   distinct values (R-bar is a multiple of 1/cities, the correlations are functions of integer sums), so
   their size is bounded by the data, not by the number of scenarios, and percentiles stay exact;
-* for Sobol designs, :class:`engine.sobol.SobolSums` of every rank, every score and R-bar;
+* for Sobol designs, :class:`engine.stats.sobol.SobolSums` of every rank, every score and R-bar;
 * for SMAA-2's central weights, per (city, field) that ever ranks first over the stability rows, the sum of
   the scenarios' weight vectors (renormalised node weights, in [0, 1]) where it does (a sparse, sorted cell
   list), in exact integer fixed point: each weight rounded to a multiple of 2^-52 and split into two int64
@@ -28,6 +28,7 @@ import numpy as np
 import xarray as xr
 
 from ..design import stability_rows
+from .rankcorr import rank_correlations
 from .sobol import SobolSums
 
 TOP_PAIRS = 10  # pairwise probabilities for this many top cities (by nominal overall rank)
@@ -136,46 +137,9 @@ def _deviation(ranks, nominal):  # pragma: no cover - compiled
 
 def correlations(ranks: np.ndarray, nominal_rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Spearman and Kendall (tau-b) correlation of each scenario's ranking with the nominal one, per field:
-    two (scenario, field) arrays. Ties as given (competition ranks); 1 when either ranking is constant."""
-    return _correlations(np.ascontiguousarray(ranks), np.ascontiguousarray(nominal_rank, dtype=np.int64))
-
-
-@numba.njit(cache=True, nogil=True)
-def _correlations(ranks, nominal):  # pragma: no cover - compiled
-    n_s, n_c, n_f = ranks.shape
-    spearman = np.ones((n_s, n_f))
-    kendall = np.ones((n_s, n_f))
-    for f in range(n_f):
-        nom = nominal[:, f]
-        nc = nom - nom.mean()
-        ss_n = (nc * nc).sum()
-        n_tied_nom = 0  # pairs not tied in the nominal ranking
-        for i in range(n_c):
-            for j in range(i + 1, n_c):
-                n_tied_nom += nom[i] != nom[j]
-        for s in range(n_s):
-            r = ranks[s, :, f]
-            mean = 0.0
-            for i in range(n_c):
-                mean += r[i]
-            mean /= n_c
-            num = ss_r = 0.0
-            for i in range(n_c):
-                d = r[i] - mean
-                num += d * nc[i]
-                ss_r += d * d
-            if ss_r * ss_n > 0:
-                spearman[s, f] = num / np.sqrt(ss_r * ss_n)
-            concord = 0
-            untied = 0
-            for i in range(n_c):
-                for j in range(i + 1, n_c):
-                    a = np.sign(np.int64(r[i]) - np.int64(r[j]))
-                    concord += a * np.sign(nom[i] - nom[j])
-                    untied += a != 0
-            if untied * n_tied_nom > 0:
-                kendall[s, f] = concord / np.sqrt(np.float64(untied) * n_tied_nom)
-    return spearman, kendall
+    two (scenario, field) arrays, equal to scipy's (Spearman on average ranks, so ties as scipy treats
+    them); 1 when either ranking is constant. O(cities log cities) per scenario (see engine.stats.rankcorr)."""
+    return rank_correlations(ranks, nominal_rank, constant=1.0)
 
 
 FIXED_BITS = 52  # weights in [0, 1] as integer multiples of 2^-52, in two words of 26 bits
