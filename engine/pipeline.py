@@ -30,6 +30,8 @@ def run(spec: Spec | str | Path, out: str | Path | None = None, client=None, *, 
 def run_cli(args) -> int:
     t0 = time.perf_counter()
     spec = load(args.spec)  # a bad spec or output folder fails before any cluster starts
+    for note in spec.notes:
+        print(note, file=sys.stderr)
     check_parent(Path(args.out) if args.out else default_out(spec))
     if args.until_ci and spec.design.kind != "sobol":
         raise UserError("--until-ci needs a Sobol design (kind = \"sobol\")")

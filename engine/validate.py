@@ -43,7 +43,9 @@ def describe(spec: Spec) -> str:
     des = spec.design
     rows = [("name", "kind", "range / choices", "nominal", "group")]
     for f in spec.factors:
-        rows.append((f.name, f.kind, f.describe(), f.nominal if f.discrete else "x1", f.group))
+        nominal = (f.nominal if f.in_space else f"{f.nominal} (not sampled)") if f.discrete else \
+            "mean" if f.dirichlet else "x1"
+        rows.append((f.name, f.kind, f.describe(), nominal, f.group))
     widths = [max(len(r[k]) for r in rows) for k in range(5)]
     table = "\n".join("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
     synthetic = " (SYNTHETIC demo data)" if ds.attrs.get("synthetic") else ""
@@ -61,4 +63,5 @@ def describe(spec: Spec) -> str:
         f"design: {size}, {n_line}, seed {des.seed}",
         f"scenarios: {spec.n_scenarios:,} in chunks of {chunk:,} ({-(-spec.n_scenarios // chunk)} tasks)",
         f"store: {spec.store}, about {_size(store_bytes(spec))} uncompressed",
+        *spec.notes,
     ])

@@ -7,6 +7,8 @@ first order, Jansen total, SALib's second order) for every output at once, with 
 base samples, from the sums in :class:`engine.stats.summary.Summary`: accumulated by the sweep's tasks
 (``rankstab run``), or chunk by chunk from a store (``rankstab analyze``).
 
+SMAA-2 central weights and confidence factors: :mod:`engine.analysis.smaa`.
+
 The result is written as the group ``analysis`` of the store:
 ``xarray.open_zarr(path, group="analysis")``.
 """
@@ -52,7 +54,7 @@ def analyze(path: str | Path, *, partial: bool = False, num_resamples: int | Non
             raise UserError(f"{msg}; there is nothing to analyse yet")
     plan = Plan.from_store(store, num_resamples, seed)
     summary = summarise_store(path, store, plan, [int(k) for k in np.flatnonzero(done)])
-    out = build(store, summary, complete, conf_level)
+    out = build(store, summary, complete, conf_level, path=path)
     if write:
         write_analysis(path, out)
     return out
@@ -62,20 +64,22 @@ def summarise_store(path: Path, store: xr.Dataset, plan: Plan, chunks: list[int]
     """A summary of the given chunks from the stored scores and ranks (recomputed if not stored)."""
     summary = Summary(plan)
     if "rank" in store and "score" in store:
-        rank, score = (zarr.open_array(str(path / name), mode="r") for name in ("rank", "score"))
+        rank, score, weight = (zarr.open_array(str(path / name), mode="r") for name in ("rank", "score", "weight"))
         for k in chunks:
             a, b = plan.bounds(k)
-            summary.add(k, score[a:b], rank[a:b])
+            summary.add(k, score[a:b], rank[a:b], weights=weight[a:b])
         return summary
     job = store_job(path, analyse=False)
     for k in chunks:
-        _, _, scores, ranks = outputs(job, *plan.bounds(k))
-        summary.add(k, scores, ranks)
+        _, dec, scores, ranks = outputs(job, *plan.bounds(k))
+        summary.add(k, scores, ranks, weights=dec.batch.weights)
     return summary
 
 
-def build(store: xr.Dataset, summary: Summary, complete: bool = True, conf_level: float | None = None) -> xr.Dataset:
-    """The analysis dataset of a summary (see the module docstring for its variables)."""
+def build(store: xr.Dataset, summary: Summary, complete: bool = True, conf_level: float | None = None,
+          path: Path | None = None) -> xr.Dataset:
+    """The analysis dataset of a summary (see the module docstring for its variables); with the store's
+    ``path``, also the SMAA-2 central weights and confidence factors (:mod:`engine.analysis.smaa`)."""
     plan = summary.plan
     stats = rank_statistics(summary.rank_count, plan.nominal_rank)
     out = xr.Dataset({k: v for k, v in stats.items()})
@@ -103,6 +107,12 @@ def build(store: xr.Dataset, summary: Summary, complete: bool = True, conf_level
         st_conf = out["ST_conf"].where(~(rare & (out["target"] == "rank")))
         out.attrs["max_ST_conf"] = float(np.nanmax(st_conf.values))
         out.attrs["nearly_constant_share"] = RARE
+    if path is not None and plan.n_nodes:
+        from .smaa import smaa
+
+        sm = smaa(Path(path), summary)
+        out = out.merge(sm)
+        out.attrs.update(sm.attrs)
     out.attrs.update(
         n_stability_scenarios=int(n_stab), n_scenarios=plan.n_scenarios, partial=int(not complete),
         design_kind=plan.kind,
@@ -145,7 +155,7 @@ def _sobol(store: xr.Dataset, summary: Summary, conf: float) -> xr.Dataset:
 
 def write_summary(path: Path, summary: Summary) -> None:
     """Build and write the analysis of a whole run's summary (what ``rankstab run`` does after the sweep)."""
-    write_analysis(path, build(open_meta(path), summary))
+    write_analysis(path, build(open_meta(path), summary, path=path))
 
 
 def write_analysis(path: Path, out: xr.Dataset) -> None:

@@ -272,7 +272,30 @@ def from_frames(values: pd.DataFrame, meta: dict, base: Path | None = None) -> x
         description=str(meta.get("description", "")), source=str(meta.get("source", "")),
         city_groupings=",".join(extra), nominal=tomli_w.dumps(meta.get("nominal", {})),
     )
+    if "levels" in meta:
+        ds.attrs["level_names"] = ",".join(_level_names(meta["levels"], ds, name))
     return validate(ds)
+
+
+def _level_names(levels, ds: xr.Dataset, name: str) -> list[str]:
+    """The metadata's ``levels``: names of the hierarchy's levels bottom-up (indicators first; then the group
+    levels, optionally the field and the overall composite), e.g. ["indicator", "pillar", "sub-index"]."""
+    from .tree import Tree
+
+    if not isinstance(levels, list) or not all(isinstance(v, str) and v.strip() and "," not in v for v in levels):
+        raise UserError(f'{name}: levels must be a list of level names without commas, bottom-up, e.g. '
+                        f'levels = ["indicator", "pillar", "sub-index"] (got {levels!r})')
+    tree = Tree.from_dataset(ds)
+    below = int(tree.heights()[: tree.n_ind + tree.n_grp].max())
+    if not below <= len(levels) <= below + 2:
+        raise UserError(f"{name}: levels lists {len(levels)} names but the hierarchy has {below} levels below the "
+                        f"field (then the field and the overall composite); give {below} to {below + 2} names")
+    return [v.strip() for v in levels]
+
+
+def level_names(ds: xr.Dataset) -> list[str]:
+    """A dataset's level names, bottom-up ([] when its metadata names none)."""
+    return [v for v in str(ds.attrs.get("level_names", "")).split(",") if v]
 
 
 def _factorize_codes(column: pd.Series) -> tuple[np.ndarray, list]:
