@@ -16,15 +16,17 @@ The result is written as the group ``analysis`` of the store:
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 import zarr
 
+from .. import __version__
 from ..errors import UserError
 from ..stats.summary import TARGETS, Plan, Summary
-from ..store import open_meta
+from ..store import CONVENTIONS, consolidate, describe, open_meta, vlen_strings
 from ..sweep import outputs, store_job
 from .stability import RARE, TOPS, rank_statistics
 from .table import summary_table
@@ -93,7 +95,7 @@ def build(store: xr.Dataset, summary: Summary, complete: bool = True, conf_level
     out["pair_prob"] = (("field", "top_city", "top_city_other"), summary.above / max(n_stab, 1))
     cities = store["city"].values
     out = out.assign_coords(city=cities, field=store["field"].values, top=list(TOPS),
-                            rank=np.arange(1, store.sizes["city"] + 1),
+                            rank_value=np.arange(1, store.sizes["city"] + 1, dtype=np.int16),
                             city_name=("city", store["city_name"].values),
                             top_city=cities[top], top_city_other=cities[top])
     if summary.has_sobol:
@@ -102,7 +104,7 @@ def build(store: xr.Dataset, summary: Summary, complete: bool = True, conf_level
         out = out.merge(sens)
         out.attrs.update(sens.attrs)
         # a rank that almost never moves has a tiny variance: its indices are unreliable and flagged
-        rare = (out["rank_prob"].max("rank") >= RARE) & ~out["constant"].sel(target="rank", drop=True)
+        rare = (out["rank_prob"].max("rank_value") >= RARE) & ~out["constant"].sel(target="rank", drop=True)
         out["nearly_constant"] = rare
         st_conf = out["ST_conf"].where(~(rare & (out["target"] == "rank")))
         out.attrs["max_ST_conf"] = float(np.nanmax(st_conf.values))
@@ -118,8 +120,22 @@ def build(store: xr.Dataset, summary: Summary, complete: bool = True, conf_level
         design_kind=plan.kind,
         percentile_convention="R type 7 (numpy linear)", spec_hash=store.attrs["spec_hash"],
         description="rank stability (and Sobol sensitivity) of every city x field rank",
+        title=f"rank stability{' and Sobol sensitivity' if summary.has_sobol else ''} of "
+              f"{store.attrs.get('title', 'a rankstab sweep')}",
+        summary=_summary_text(int(n_stab), summary.has_sobol, complete),
+        Conventions=CONVENTIONS, date_created=datetime.now(UTC).isoformat(timespec="seconds"),
+        source=f"rankstab {__version__} analysis of the store's scores and ranks",
     )
-    return out
+    return describe(out)
+
+
+def _summary_text(n_stab: int, sobol: bool, complete: bool) -> str:
+    """The ACDD ``summary`` of an analysis group."""
+    text = (f"Distribution of every city's rank in every field over {n_stab:,} stability scenarios (percentiles, "
+            f"top-k and rank probabilities, shifts from nominal, correlations with the nominal ranking)")
+    if sobol:
+        text += "; first-, total- (and second-) order Sobol' indices of ranks, scores and R-bar"
+    return text + ("." if complete else "; PARTIAL: the completed scenarios only.")
 
 
 def _sobol(store: xr.Dataset, summary: Summary, conf: float) -> xr.Dataset:
@@ -160,8 +176,8 @@ def write_summary(path: Path, summary: Summary) -> None:
 
 def write_analysis(path: Path, out: xr.Dataset) -> None:
     try:
-        out.to_zarr(str(path), group="analysis", mode="w", zarr_format=3, consolidated=False)
-        zarr.consolidate_metadata(str(path))
+        vlen_strings(out).to_zarr(str(path), group="analysis", mode="w", zarr_format=3, consolidated=False)
+        consolidate(path)
     except OSError as exc:
         raise UserError(f"{path}: cannot write the analysis ({exc.strerror}); check space and permissions") from None
 

@@ -4,7 +4,8 @@ An index dataset is an ``xarray.Dataset`` with
 
 * ``value(city, field, indicator)`` float64, NaN = missing;
 * per indicator: ``indicator_name``, ``indicator_parent`` (a group code, or "" for the field score),
-  ``direction`` (+1/-1), ``indicator_weight`` (nominal), ``indicator_denominator`` ("" for none);
+  ``direction`` (+1/-1), ``indicator_weight`` (nominal), ``indicator_denominator`` ("" for none),
+  ``indicator_unit`` ("" when not given);
 * per group: ``group_name``, ``group_parent`` ("" = the field score), ``group_weight``;
 * per field: ``field_name``, ``field_weight`` (its weight in the overall composite);
 * per city: ``city_name``, ``country`` and any grouping columns (listed in attrs ``city_groupings``);
@@ -251,6 +252,7 @@ def from_frames(values: pd.DataFrame, meta: dict, base: Path | None = None) -> x
             "direction": ("indicator", [int(e.get("direction", 1)) for e in indicators]),
             "indicator_weight": ("indicator", [float(e.get("weight", 1.0)) for e in indicators]),
             "indicator_denominator": ("indicator", [str(e.get("denominator", "")) for e in indicators]),
+            "indicator_unit": ("indicator", [str(e.get("unit", "")) for e in indicators]),
             "group": np.array([str(e["code"]) for e in groups], dtype=str),
             "group_name": ("group", np.array([str(e.get("name", e["code"])) for e in groups], dtype=str)),
             "group_parent": ("group", np.array([str(e.get("parent", "")) for e in groups], dtype=str)),

@@ -68,7 +68,7 @@ def city_table(ctx: Context, fld: str = "overall") -> Table:
     rows = []
     for i in order:
         pt = x["prob_top"].values[i]
-        row = [str(int(x["rank_nominal"].values[i])), ctx.name(cities[i]), rank_text(x["rank_median"].values[i]),
+        row = [str(int(x["nominal_rank"].values[i])), ctx.name(cities[i]), rank_text(x["rank_median"].values[i]),
                f"{rank_text(x['rank_q05'].values[i])}–{rank_text(x['rank_q95'].values[i])}",
                f"{x['rank_mean'].values[i]:.2f}", f"{x['rank_abs_shift'].values[i]:.2f}", *(pct(p) for p in pt)]
         if st is not None:

@@ -74,7 +74,7 @@ def summary(ctx: Context) -> list[Markup]:
     cities = a["city"].values
     prob = ov["rank_prob"].values
     width = ov["rank_interval_width"].values
-    nom = ov["rank_nominal"].values.astype(int)
+    nom = ov["nominal_rank"].values.astype(int)
     med = ov["rank_median"].values
     q05, q95 = ov["rank_q05"].values, ov["rank_q95"].values
     rank_sobol = ctx.has_rank_sobol

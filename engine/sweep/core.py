@@ -9,16 +9,26 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import zarr
 
 from ..data import data_hash
 from ..errors import UserError, check_output_folder
 from ..spec import Spec
 from ..stats.summary import Summary
-from ..store import done_chunks, finalise, is_store, lock, open_group, read_attrs, remove, write_index
+from ..store import (
+    consolidate,
+    done_chunks,
+    finalise,
+    is_store,
+    lock,
+    open_group,
+    read_attrs,
+    remove,
+    write_index,
+)
 from ..validate import load
 from .execute import execute, fault, merge_histograms
 from .job import store_job
@@ -132,6 +142,8 @@ def extend(path: str | Path) -> None:
     g["chunk"][:] = np.arange(n_chunks)
     if n_old % chunk:  # the old last chunk is partial: recompute it whole (same values for its old rows)
         g["chunk_done"][n_old // chunk] = 0
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     g.attrs.update(design_n=2 * int(attrs["design_n"]), n_scenarios=n_new, n_chunks=n_chunks, complete=0,
-                   extended=int(attrs.get("extended", 0)) + 1)
-    zarr.consolidate_metadata(str(path))  # readers must see the new shapes
+                   extended=int(attrs.get("extended", 0)) + 1, date_modified=now,
+                   history=f"{attrs.get('history', '')}\n{now} extended to {n_new:,} scenarios (--until-ci)".lstrip())
+    consolidate(path)  # readers must see the new shapes
