@@ -83,7 +83,7 @@ def load_dataset(source: str | Path, meta: str | Path | None = None) -> xr.Datas
         if meta is None:
             raise UserError(f"{path}: a tidy data file needs its metadata file; pass --meta META.toml "
                             f"(or META.csv) describing the hierarchy, directions and weights")
-        return from_frames(read_table(path), read_meta(Path(meta)), base=Path(meta).parent)
+        return from_frames(read_table(path), read_meta(Path(meta)), base=Path(meta).parent, sources=(path, meta))
     raise UserError(f"{path}: unknown data format '{suffix}'; use .csv, .parquet, .nc, .zarr or a meta.toml")
 
 
@@ -105,7 +105,7 @@ def read_table(path: Path) -> pd.DataFrame:
             df = pd.read_parquet(path)
         else:
             df = pd.read_csv(path, dtype={"city": str, "field": str, "indicator": str, "value": str},
-                             keep_default_na=False, encoding="utf-8")
+                             keep_default_na=False, encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise UserError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
     except pd.errors.EmptyDataError:
@@ -126,7 +126,7 @@ def read_meta(path: Path) -> dict:
     if path.suffix.lower() == ".csv":
         return _meta_from_csv(path)
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark is accepted
     except UnicodeDecodeError:
         raise UserError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
@@ -134,10 +134,7 @@ def read_meta(path: Path) -> dict:
 
 
 def _meta_from_csv(path: Path) -> dict:
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except Exception as exc:  # noqa: BLE001
-        raise UserError(f"{path}: cannot be read as CSV ({exc})") from None
+    df = _read_csv(path, "a metadata CSV needs the columns kind,code,weight")
     need = {"kind", "code", "weight"}
     if not need <= set(df.columns):
         raise UserError(f"{path}: a metadata CSV needs the columns kind,code,weight (and parent, direction, "
@@ -169,46 +166,54 @@ def _load_meta_toml(path: Path) -> xr.Dataset:
     meta = read_meta(path)
     base = path.parent
     values = meta.get("values", "values.csv")
-    return from_frames(read_table(base / values), meta, base=base)
+    return from_frames(read_table(base / values), meta, base=base, sources=(base / values, path))
 
 
-def from_frames(values: pd.DataFrame, meta: dict, base: Path | None = None) -> xr.Dataset:
-    """Build and validate a dataset from a tidy value table and a metadata mapping."""
+def from_frames(values: pd.DataFrame, meta: dict, base: Path | None = None,
+                sources: tuple[str | Path, str | Path] | None = None) -> xr.Dataset:
+    """Build and validate a dataset from a tidy value table and a metadata mapping; ``sources`` (the data
+    and metadata files) are what error messages name."""
     base = base or Path(".")
     name = str(meta.get("name", "custom"))
-    fields = _entries(meta, "field", name)
-    groups = meta.get("group", [])
-    indicators = _entries(meta, "indicator", name)
-    _check_entries(name, fields, groups, indicators)
+    data_at, meta_at = (str(s) for s in sources) if sources else (name, name)
+    fields = _entries(meta, "field", meta_at)
+    groups = _entries(meta, "group", meta_at, required=False)
+    indicators = _entries(meta, "indicator", meta_at)
+    _check_entries(meta_at, fields, groups, indicators)
 
     df = values.copy()
     for col in ("city", "field", "indicator"):
+        blank = (df[col].isna() | (df[col].astype(str).str.strip() == "")).to_numpy()
         df[col] = df[col].astype(str).str.strip()
+        if blank.any():
+            row = int(np.flatnonzero(blank)[0])
+            raise UserError(f"{data_at}: data row {row + 1} (after the header) has a blank {col} code ({int(blank.sum())} row(s) in "
+                            f"all); fill in the {col} or remove the row")
     raw = df["value"]
     num = pd.to_numeric(raw.replace({"": np.nan, "NA": np.nan, "NaN": np.nan, "nan": np.nan}), errors="coerce")
     bad = num.isna() & raw.notna() & ~raw.astype(str).str.strip().isin(["", "NA", "NaN", "nan"])
     if bad.any():
         r = df[bad].iloc[0]
-        raise UserError(f'{name}: non-numeric value "{r["value"]}" for city {r["city"]}, field {r["field"]}, '
+        raise UserError(f'{data_at}: non-numeric value "{r["value"]}" for city {r["city"]}, field {r["field"]}, '
                         f"indicator {r['indicator']}; write a number or leave it empty for missing")
     df["value"] = num.astype(float)
     dup = df.duplicated(["city", "field", "indicator"], keep=False)
     if dup.any():
         r = df[dup].iloc[0]
-        raise UserError(f"{name}: duplicate rows for city {r['city']}, field {r['field']}, indicator "
+        raise UserError(f"{data_at}: duplicate rows for city {r['city']}, field {r['field']}, indicator "
                         f"{r['indicator']} ({int(dup.sum())} rows in all); keep one row per city/field/indicator")
-    ind_codes = [e["code"] for e in indicators]
-    field_codes = [e["code"] for e in fields]
+    ind_codes = [str(e["code"]) for e in indicators]
+    field_codes = [str(e["code"]) for e in fields]
     for col, known, what in (("indicator", ind_codes, "indicator"), ("field", field_codes, "field")):
         unknown = sorted(set(df[col]) - set(known))
         if unknown:
-            raise UserError(f'{name}: {what} "{unknown[0]}" in the data is not in the metadata'
+            raise UserError(f'{data_at}: {what} "{unknown[0]}" in the data is not in the metadata'
                             f"{did_you_mean(unknown[0], known)}; add it to the metadata or remove its rows")
     cities = _city_table(meta, base, sorted(set(df["city"]), key=str))
     city_codes = list(cities["city"])
     unknown = sorted(set(df["city"]) - set(city_codes))
     if unknown:
-        raise UserError(f'{name}: city "{unknown[0]}" in the data is not in the city table; add it there')
+        raise UserError(f'{data_at}: city "{unknown[0]}" in the data is not in the city table; add it there')
 
     cube = (df.set_index(["city", "field", "indicator"])["value"]
             .reindex(pd.MultiIndex.from_product([city_codes, field_codes, ind_codes]))
@@ -238,11 +243,11 @@ def from_frames(values: pd.DataFrame, meta: dict, base: Path | None = None) -> x
     for col in extra:
         ds = ds.assign_coords({col: ("city", cities[col].astype(str).tolist())})
     if "denominators" in meta:
-        den = _read_city_csv(base / meta["denominators"], name)
+        den_path = base / meta["denominators"]
+        den = _read_city_csv(den_path, name)
         den = den.set_index("city").reindex(city_codes)
         cols = [c for c in den.columns]
-        ds["denominator_value"] = (("city", "denominator"),
-                                   den[cols].apply(pd.to_numeric, errors="coerce").to_numpy(float))
+        ds["denominator_value"] = (("city", "denominator"), _denominators(den, cols, den_path))
         ds = ds.assign_coords(denominator=cols)
     ds.attrs.update(
         name=name, title=str(meta.get("title", name)), synthetic=int(bool(meta.get("synthetic", False))),
@@ -252,9 +257,14 @@ def from_frames(values: pd.DataFrame, meta: dict, base: Path | None = None) -> x
     return validate(ds)
 
 
-def _entries(meta: dict, kind: str, name: str) -> list[dict]:
-    entries = meta.get(kind)
-    if not entries:
+def _entries(meta: dict, kind: str, name: str, required: bool = True) -> list[dict]:
+    entries = meta.get(kind, [])
+    if isinstance(entries, dict):
+        raise UserError(f"{name}: [{kind}] in the metadata is one table; write [[{kind}]] (double brackets) "
+                        f"before each {kind}")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise UserError(f"{name}: {kind} in the metadata must be [[{kind}]] tables, each with a code")
+    if required and not entries:
         raise UserError(f"{name}: the metadata has no [[{kind}]] entries; list every {kind} with its code")
     return entries
 
@@ -269,6 +279,12 @@ def _check_entries(name: str, fields: list, groups: list, indicators: list) -> N
             if "code" not in e:
                 raise UserError(f"{name}: a [[{kind}]] entry has no code; give each {kind} a code")
             code = str(e["code"])
+            if not code.strip() or code != code.strip():
+                raise UserError(f'{name}: a [[{kind}]] code is "{code}"; codes must be non-blank without surrounding '
+                                f"spaces")
+            if kind == "field" and code == "overall":
+                raise UserError(f'{name}: field code "overall" is reserved for the composite of all fields; rename '
+                                f"that field (in the metadata and the data)")
             for key in e:
                 if key not in allowed[kind]:
                     raise UserError(f'{name}: unknown key "{key}" in {kind} {code}'
@@ -305,13 +321,46 @@ def _check_entries(name: str, fields: list, groups: list, indicators: list) -> N
             node = parents[node]
 
 
+def _read_csv(path: Path, what: str) -> pd.DataFrame:
+    """A small CSV read as text; empty, non-UTF-8 or malformed files are one-line errors naming the file."""
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+    except pd.errors.EmptyDataError:
+        raise UserError(f"{path}: the file is empty; {what}") from None
+    except (pd.errors.ParserError, ValueError, OSError) as exc:
+        raise UserError(f"{path}: cannot be read as CSV ({' '.join(str(exc).split())[:160]}); {what}") from None
+
+
 def _read_city_csv(path: Path, name: str) -> pd.DataFrame:
-    if not path.exists():
+    if not path.is_file():
         raise UserError(f"{name}: {path} (named in the metadata) does not exist; fix the path")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    df = _read_csv(path, "it needs a header with a city column")
     if "city" not in df.columns:
         raise UserError(f"{path}: needs a 'city' column")
+    df["city"] = df["city"].str.strip()
+    if (df["city"] == "").any():
+        row = int(np.flatnonzero((df["city"] == "").to_numpy())[0])
+        raise UserError(f"{path}: row {row + 1} has a blank city code; fill it in or remove the row")
     return df
+
+
+def _denominators(den: pd.DataFrame, cols: list[str], path: Path) -> np.ndarray:
+    """Denominator values: numbers, or empty for missing; zero, negative, infinite or non-numeric values
+    are errors (dividing by them would silently lose or distort a value)."""
+    out = np.full((len(den), len(cols)), np.nan)
+    for j, col in enumerate(cols):
+        text = den[col].fillna("").astype(str).str.strip()
+        num = pd.to_numeric(text.replace({"NA": "", "NaN": "", "nan": ""}), errors="coerce").to_numpy(float)
+        given = ~text.isin(["", "NA", "NaN", "nan"]).to_numpy()
+        bad = given & (np.isnan(num) | ~np.isfinite(num) | (num <= 0))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise UserError(f'{path}: denominator {col} of city {den.index[i]} is "{text.iloc[i]}"; a denominator '
+                            f"must be a positive number (leave it empty when it is missing)")
+        out[:, j] = num
+    return out
 
 
 def _city_table(meta: dict, base: Path, codes: list[str]) -> pd.DataFrame:
@@ -341,7 +390,10 @@ def validate(ds: xr.Dataset) -> xr.Dataset:
     if not np.issubdtype(v.dtype, np.floating):
         raise UserError(f"{name}: value must be numeric (found {v.dtype})")
     if np.isinf(v).any():
-        raise UserError(f"{name}: value holds infinite numbers; replace them or leave them empty for missing")
+        c, f, i = (int(k[0]) for k in np.nonzero(np.isinf(v)))
+        raise UserError(f"{name}: the value of city {ds.city.values[c]}, field {ds.field.values[f]}, indicator "
+                        f"{ds.indicator.values[i]} is infinite ({int(np.isinf(v).sum())} in all); replace it by a "
+                        f"number or leave it empty for missing")
     have = ~np.isnan(v)
     for c in np.flatnonzero(~have.any(axis=(1, 2))):
         raise UserError(f"{name}: city {ds.city.values[c]} has no value in any field; remove the city "

@@ -3,7 +3,7 @@
 The store's variables, dimensions and attributes are documented in ``results/README.md``."""
 
 from .lock import lock, lock_path
-from .verify import verify, verify_cli
+from .verify import lost_chunks, verify, verify_cli
 from .zarrio import (
     CHOICE_VARS,
     BigArray,
@@ -23,5 +23,5 @@ from .zarrio import (
 )
 
 __all__ = ["CHOICE_VARS", "BigArray", "check_store", "create", "dataset_from_store", "done_chunks", "finalise",
-           "is_store", "lock", "lock_path", "open_group", "open_meta", "open_store", "read_attrs", "remove",
+           "is_store", "lock", "lock_path", "lost_chunks", "open_group", "open_meta", "open_store", "read_attrs", "remove",
            "verify", "verify_cli", "write_chunk", "write_index"]
