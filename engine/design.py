@@ -280,7 +280,10 @@ def check_combinations(spec: Spec) -> None:
     zero = np.zeros(1, dtype=np.int64)
     for p in preps:
         for m in methods:
-            evaluate(prep, Batch([p], zero, [m], zero, w))
+            scores, _ = evaluate(prep, Batch([p], zero, [m], zero, w))
+            if np.isinf(scores).any():  # stored as float32: a score beyond its range would be stored as inf
+                raise UserError(f"{spec.source}: normalisation {p.normalisation} with aggregation {m} gives "
+                                f"infinite scores (beyond float32's range, 3.4e38); use smaller normalisation bounds")
     check_effects(spec, prep)
 
 

@@ -167,7 +167,7 @@ class Spec:
     def from_toml(cls, path: str | Path) -> Spec:
         path = resolve_spec_path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is accepted
         except UnicodeDecodeError:
             raise UserError(f"{path}: not UTF-8 text; save the spec as UTF-8") from None
         except OSError as exc:

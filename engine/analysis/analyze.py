@@ -26,7 +26,17 @@ import zarr
 from .. import __version__
 from ..errors import UserError
 from ..stats.summary import TARGETS, Plan, Summary
-from ..store import CONVENTIONS, consolidate, describe, open_meta, vlen_strings
+from ..store import (
+    CONVENTIONS,
+    check_store,
+    consolidate,
+    describe,
+    lock,
+    lost_chunks,
+    open_meta,
+    vlen_strings,
+)
+from ..store.atomic import remove_tree, staging_path, swap_in, trash_path
 from ..sweep import outputs, store_job
 from .stability import RARE, TOPS, rank_statistics
 from .table import summary_table
@@ -37,8 +47,25 @@ def analyze(path: str | Path, *, partial: bool = False, num_resamples: int | Non
     """Rank stability (and Sobol indices for Sobol designs) of a store; written to its ``analysis`` group.
 
     Summarises the store chunk by chunk (stored ranks and scores, or recomputed ones when the store keeps
-    only summaries): memory stays bounded whatever the number of scenarios."""
+    only summaries): memory stays bounded whatever the number of scenarios. A store whose chunks flagged
+    done have lost files is refused (nothing is written); the group is replaced whole or not at all, under
+    the store's lock."""
     path = Path(getattr(path, "encoding", {}).get("source", path)) if isinstance(path, xr.Dataset) else Path(path)
+    check_store(path)
+    if not write:
+        return _analyze(path, partial, num_resamples, conf_level, seed)
+    with lock(path):
+        out = _analyze(path, partial, num_resamples, conf_level, seed)
+        write_analysis(path, out)
+    return out
+
+
+def _analyze(path: Path, partial: bool, num_resamples: int | None, conf_level: float | None,
+             seed: int) -> xr.Dataset:
+    lost = lost_chunks(path)
+    if lost:
+        raise UserError(f"{path}: {lost[0]}; the store is damaged and nothing was analysed (the previous analysis "
+                        f"is kept): run its spec again with --overwrite")
     store = open_meta(path)
     done = store["chunk_done"].values.astype(bool)
     complete = bool(store.attrs.get("complete")) and done.all()
@@ -56,10 +83,7 @@ def analyze(path: str | Path, *, partial: bool = False, num_resamples: int | Non
             raise UserError(f"{msg}; there is nothing to analyse yet")
     plan = Plan.from_store(store, num_resamples, seed)
     summary = summarise_store(path, store, plan, [int(k) for k in np.flatnonzero(done)])
-    out = build(store, summary, complete, conf_level, path=path)
-    if write:
-        write_analysis(path, out)
-    return out
+    return build(store, summary, complete, conf_level, path=path)
 
 
 def summarise_store(path: Path, store: xr.Dataset, plan: Plan, chunks: list[int]) -> Summary:
@@ -69,7 +93,13 @@ def summarise_store(path: Path, store: xr.Dataset, plan: Plan, chunks: list[int]
         rank, score, weight = (zarr.open_array(str(path / name), mode="r") for name in ("rank", "score", "weight"))
         for k in chunks:
             a, b = plan.bounds(k)
-            summary.add(k, score[a:b], rank[a:b], weights=weight[a:b])
+            try:
+                s, r, w = score[a:b], rank[a:b], weight[a:b]
+            except Exception as exc:  # noqa: BLE001 - a damaged chunk file (truncated, overwritten)
+                raise UserError(f"{path}: chunk {k} cannot be read ({type(exc).__name__}: "
+                                f"{' '.join(str(exc).split())[:120]}); the store is damaged and nothing was "
+                                f"analysed: run its spec again with --overwrite") from None
+            summary.add(k, s, r, weights=w)
         return summary
     job = store_job(path, analyse=False)
     for k in chunks:
@@ -175,11 +205,19 @@ def write_summary(path: Path, summary: Summary) -> None:
 
 
 def write_analysis(path: Path, out: xr.Dataset) -> None:
+    """Write the group ``analysis`` whole or not at all: it is written as a group of its own beside the
+    store, then renamed into it (the previous analysis is moved out first and deleted last)."""
+    path = Path(path)
+    staged = staging_path(path)
     try:
-        vlen_strings(out).to_zarr(str(path), group="analysis", mode="w", zarr_format=3, consolidated=False)
+        vlen_strings(out).to_zarr(str(staged), mode="w-", zarr_format=3, consolidated=False)
+        swap_in(staged, path / "analysis", trash=trash_path(path))
         consolidate(path)
     except OSError as exc:
-        raise UserError(f"{path}: cannot write the analysis ({exc.strerror}); check space and permissions") from None
+        raise UserError(f"{path}: cannot write the analysis ({(exc.strerror or str(exc)).lower()}); the previous "
+                        f"analysis, if any, is unchanged; check space and permissions") from None
+    finally:
+        remove_tree(staged)
 
 
 def open_analysis(path: str | Path) -> xr.Dataset:
