@@ -7,6 +7,8 @@ first order, Jansen total, SALib's second order) for every output at once, with 
 base samples, from the sums in :class:`engine.stats.summary.Summary`: accumulated by the sweep's tasks
 (``rankstab run``), or chunk by chunk from a store (``rankstab analyze``).
 
+SMAA-2 central weights and confidence factors: :mod:`engine.analysis.smaa`.
+
 The result is written as the group ``analysis`` of the store:
 ``xarray.open_zarr(path, group="analysis")``.
 """
@@ -24,7 +26,17 @@ import zarr
 from .. import __version__
 from ..errors import UserError
 from ..stats.summary import TARGETS, Plan, Summary
-from ..store import CONVENTIONS, consolidate, describe, open_meta, vlen_strings
+from ..store import (
+    CONVENTIONS,
+    check_store,
+    consolidate,
+    describe,
+    lock,
+    lost_chunks,
+    open_meta,
+    vlen_strings,
+)
+from ..store.atomic import remove_tree, staging_path, swap_in, trash_path
 from ..sweep import outputs, store_job
 from .stability import RARE, TOPS, rank_statistics
 from .table import summary_table
@@ -35,8 +47,25 @@ def analyze(path: str | Path, *, partial: bool = False, num_resamples: int | Non
     """Rank stability (and Sobol indices for Sobol designs) of a store; written to its ``analysis`` group.
 
     Summarises the store chunk by chunk (stored ranks and scores, or recomputed ones when the store keeps
-    only summaries): memory stays bounded whatever the number of scenarios."""
+    only summaries): memory stays bounded whatever the number of scenarios. A store whose chunks flagged
+    done have lost files is refused (nothing is written); the group is replaced whole or not at all, under
+    the store's lock."""
     path = Path(getattr(path, "encoding", {}).get("source", path)) if isinstance(path, xr.Dataset) else Path(path)
+    check_store(path)
+    if not write:
+        return _analyze(path, partial, num_resamples, conf_level, seed)
+    with lock(path):
+        out = _analyze(path, partial, num_resamples, conf_level, seed)
+        write_analysis(path, out)
+    return out
+
+
+def _analyze(path: Path, partial: bool, num_resamples: int | None, conf_level: float | None,
+             seed: int) -> xr.Dataset:
+    lost = lost_chunks(path)
+    if lost:
+        raise UserError(f"{path}: {lost[0]}; the store is damaged and nothing was analysed (the previous analysis "
+                        f"is kept): run its spec again with --overwrite")
     store = open_meta(path)
     done = store["chunk_done"].values.astype(bool)
     complete = bool(store.attrs.get("complete")) and done.all()
@@ -54,30 +83,35 @@ def analyze(path: str | Path, *, partial: bool = False, num_resamples: int | Non
             raise UserError(f"{msg}; there is nothing to analyse yet")
     plan = Plan.from_store(store, num_resamples, seed)
     summary = summarise_store(path, store, plan, [int(k) for k in np.flatnonzero(done)])
-    out = build(store, summary, complete, conf_level)
-    if write:
-        write_analysis(path, out)
-    return out
+    return build(store, summary, complete, conf_level, path=path)
 
 
 def summarise_store(path: Path, store: xr.Dataset, plan: Plan, chunks: list[int]) -> Summary:
     """A summary of the given chunks from the stored scores and ranks (recomputed if not stored)."""
     summary = Summary(plan)
     if "rank" in store and "score" in store:
-        rank, score = (zarr.open_array(str(path / name), mode="r") for name in ("rank", "score"))
+        rank, score, weight = (zarr.open_array(str(path / name), mode="r") for name in ("rank", "score", "weight"))
         for k in chunks:
             a, b = plan.bounds(k)
-            summary.add(k, score[a:b], rank[a:b])
+            try:
+                s, r, w = score[a:b], rank[a:b], weight[a:b]
+            except Exception as exc:  # noqa: BLE001 - a damaged chunk file (truncated, overwritten)
+                raise UserError(f"{path}: chunk {k} cannot be read ({type(exc).__name__}: "
+                                f"{' '.join(str(exc).split())[:120]}); the store is damaged and nothing was "
+                                f"analysed: run its spec again with --overwrite") from None
+            summary.add(k, s, r, weights=w)
         return summary
     job = store_job(path, analyse=False)
     for k in chunks:
-        _, _, scores, ranks = outputs(job, *plan.bounds(k))
-        summary.add(k, scores, ranks)
+        _, dec, scores, ranks = outputs(job, *plan.bounds(k))
+        summary.add(k, scores, ranks, weights=dec.batch.weights)
     return summary
 
 
-def build(store: xr.Dataset, summary: Summary, complete: bool = True, conf_level: float | None = None) -> xr.Dataset:
-    """The analysis dataset of a summary (see the module docstring for its variables)."""
+def build(store: xr.Dataset, summary: Summary, complete: bool = True, conf_level: float | None = None,
+          path: Path | None = None) -> xr.Dataset:
+    """The analysis dataset of a summary (see the module docstring for its variables); with the store's
+    ``path``, also the SMAA-2 central weights and confidence factors (:mod:`engine.analysis.smaa`)."""
     plan = summary.plan
     stats = rank_statistics(summary.rank_count, plan.nominal_rank)
     out = xr.Dataset({k: v for k, v in stats.items()})
@@ -105,6 +139,12 @@ def build(store: xr.Dataset, summary: Summary, complete: bool = True, conf_level
         st_conf = out["ST_conf"].where(~(rare & (out["target"] == "rank")))
         out.attrs["max_ST_conf"] = float(np.nanmax(st_conf.values))
         out.attrs["nearly_constant_share"] = RARE
+    if path is not None and plan.n_nodes:
+        from .smaa import smaa
+
+        sm = smaa(Path(path), summary)
+        out = out.merge(sm)
+        out.attrs.update(sm.attrs)
     out.attrs.update(
         n_stability_scenarios=int(n_stab), n_scenarios=plan.n_scenarios, partial=int(not complete),
         design_kind=plan.kind,
@@ -161,15 +201,23 @@ def _sobol(store: xr.Dataset, summary: Summary, conf: float) -> xr.Dataset:
 
 def write_summary(path: Path, summary: Summary) -> None:
     """Build and write the analysis of a whole run's summary (what ``rankstab run`` does after the sweep)."""
-    write_analysis(path, build(open_meta(path), summary))
+    write_analysis(path, build(open_meta(path), summary, path=path))
 
 
 def write_analysis(path: Path, out: xr.Dataset) -> None:
+    """Write the group ``analysis`` whole or not at all: it is written as a group of its own beside the
+    store, then renamed into it (the previous analysis is moved out first and deleted last)."""
+    path = Path(path)
+    staged = staging_path(path)
     try:
-        vlen_strings(out).to_zarr(str(path), group="analysis", mode="w", zarr_format=3, consolidated=False)
+        vlen_strings(out).to_zarr(str(staged), mode="w-", zarr_format=3, consolidated=False)
+        swap_in(staged, path / "analysis", trash=trash_path(path))
         consolidate(path)
     except OSError as exc:
-        raise UserError(f"{path}: cannot write the analysis ({exc.strerror}); check space and permissions") from None
+        raise UserError(f"{path}: cannot write the analysis ({(exc.strerror or str(exc)).lower()}); the previous "
+                        f"analysis, if any, is unchanged; check space and permissions") from None
+    finally:
+        remove_tree(staged)
 
 
 def open_analysis(path: str | Path) -> xr.Dataset:

@@ -97,7 +97,11 @@ def factor_table(ctx: Context) -> Table | None:
         def g(name, j=j):
             return str(f[name].values[j]) if name in f else ""
         kind, node, rng = g("factor_kind"), g("factor_node"), f["factor_range"].values[j] if "factor_range" in f else 0
-        if kind == "weight":
+        if kind == "weight" and g("factor_distribution") == "dirichlet":
+            nw = ctx.node_weight.get(node)
+            nominal = f"{nw:g}" if nw is not None else ""
+            spread = f"Dirichlet, Gamma shape {float(f['factor_shape'].values[j]):.3g}"
+        elif kind == "weight":
             nw = ctx.node_weight.get(node)
             nominal = f"{nw:g}" if nw is not None else ""
             spread = f"× U[{1 - rng:g}, {1 + rng:g}] (±{100 * rng:g} %)"

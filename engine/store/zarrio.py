@@ -178,13 +178,25 @@ def open_store(path: str | Path) -> xr.Dataset:
     return xr.open_zarr(str(check_store(path)), consolidated=False)
 
 
+#: Attributes every reader of a store relies on (a store lacking one was written by another version).
+STORE_ATTRS = ("spec_hash", "spec_toml", "n_scenarios", "chunk", "design_kind", "design_n", "block_size",
+               "factor_groups", "second_order", "data_hash", "dataset_attrs")
+
+
 def check_store(path: str | Path) -> Path:
-    """``path`` if it is a rankstab store, else a clear error."""
+    """``path`` if it is a rankstab store with the attributes readers need, else a clear error."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: no such store; run `rankstab run SPEC --out {path}` first")
-    if not is_store(path):
+    if not path.is_dir():
+        raise UserError(f"{path}: a file, not a store (a store is a .zarr folder written by `rankstab run`)")
+    attrs = read_attrs(path)
+    if "spec_hash" not in attrs:
         raise UserError(f"{path}: not a rankstab store (no spec_hash attribute)")
+    missing = [k for k in STORE_ATTRS if k not in attrs]
+    if missing:
+        raise UserError(f"{path}: the store lacks the attribute(s) {', '.join(missing)} (written by another "
+                        f"rankstab version, or damaged); run its spec again with --overwrite")
     return path
 
 

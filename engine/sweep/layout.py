@@ -98,6 +98,9 @@ def build_layout(spec: Spec, chunk: int, nom: Nominal, prep: Prepared) -> tuple[
         "factor_group": ("factor", [f.group for f in f_]), "factor_node": ("factor", [f.node for f in f_]),
         "factor_range": ("factor", [f.p for f in f_]), "factor_choices": ("factor", ["|".join(f.choices) for f in f_]),
         "factor_nominal": ("factor", [f.nominal for f in f_]),
+        "factor_probabilities": ("factor", ["|".join(f"{q:.17g}" for q in f.probabilities) for f in f_]),
+        "factor_distribution": ("factor", ["discrete" if f.discrete else f.distribution for f in f_]),
+        "factor_shape": ("factor", [f.shape if f.dirichlet else np.nan for f in f_]),
         "chunk": np.arange(n_chunks), "rank_value": np.arange(1, n_c + 1, dtype=np.int16),
     })
     tpl = tpl.assign_coords(coords)
@@ -110,6 +113,7 @@ def build_layout(spec: Spec, chunk: int, nom: Nominal, prep: Prepared) -> tuple[
         design_kind=d.kind, design_n=d.n, second_order=int(d.second_order), seed=d.seed, sampler=d.sampler,
         n_scenarios=n, chunk=chunk, n_chunks=n_chunks, store_mode=spec.store, block_size=spec.block_size,
         factor_groups=json.dumps(spec.groups), num_resamples=d.num_resamples, conf_level=d.conf_level,
+        nominal_in_space=int(spec.nominal_in_space),
         dataset=spec.dataset_ref, data_hash=data_hash(ds), synthetic=int(ds.attrs.get("synthetic", 0)),
         dataset_attrs=json.dumps({k: (int(v) if isinstance(v, bool | np.integer) else v)
                                   for k, v in ds.attrs.items()}),

@@ -74,7 +74,7 @@ def compute_chunk(job: Job, k: int) -> tuple[int, np.ndarray]:
     spec = w.spec
     x, dec, scores, ranks = outputs(job, a, b, w)
     dev = rank_deviation(ranks, w.plan.nominal_rank)
-    hist = w.summary.add(k, scores, ranks, dev)
+    hist = w.summary.add(k, scores, ranks, dev, dec.batch.weights)
     block, sample = row_labels(spec, a, b)
     rbar = (dev / ranks.shape[1]).astype(np.float32)
     arrays = {"rbar": rbar, "weight": dec.batch.weights, "design": x, "block": block, "sample": sample}
@@ -92,8 +92,8 @@ def summarise_chunk(job: Job, k: int) -> int:
     """Add chunk ``k`` (recomputed, not written) to this process's summary: for chunks of an earlier session."""
     w = worker_state(job)
     a, b = job.bounds(k)
-    _, _, scores, ranks = outputs(job, a, b, w)
-    w.summary.add(k, scores, ranks)
+    _, dec, scores, ranks = outputs(job, a, b, w)
+    w.summary.add(k, scores, ranks, weights=dec.batch.weights)
     return k
 
 
