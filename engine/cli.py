@@ -12,7 +12,12 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import UserError, check_output_folder
+from .errors import UserError, check_output_folder, cli_messages
+
+#: The spec ``rankstab run`` runs by default, and the store it writes (``analyze``/``report``/``verify``'s default).
+DEFAULT_SPEC = "gtii-2019"
+DEFAULT_STORE = f"results/{DEFAULT_SPEC}.zarr"
+STORE_HELP = f"a run's zarr store (default {DEFAULT_STORE}, where `rankstab run` writes by default)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("run", help="run a spec's sweep on a Dask cluster into a zarr store")
-    s.add_argument("spec", nargs="?", default="gtii-2019", help="spec TOML path or shipped name (default gtii-2019)")
+    s.add_argument("spec", nargs="?", default=DEFAULT_SPEC, help=f"spec TOML path or shipped name (default {DEFAULT_SPEC})")
     s.add_argument("--out", help="store path (default results/<spec name>.zarr)")
     s.add_argument("--cluster", default="local", help="'local' or a cluster YAML file (see cluster/)")
     g = s.add_mutually_exclusive_group()
@@ -58,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("analyze", help="rank stability and Sobol indices of a run, written to its store")
-    s.add_argument("store", nargs="?", help="a run's zarr store")
+    s.add_argument("store", nargs="?", help=STORE_HELP)
     s.add_argument("--partial", action="store_true", help="analyse the completed Monte Carlo part of an "
                    "incomplete store")
     s.add_argument("--remove-one", dest="remove_one", metavar="DATASET_OR_SPEC",
@@ -66,13 +71,13 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_analyze)
 
     s = sub.add_parser("report", help="figures and a self-contained HTML report of an analysed run")
-    s.add_argument("store", help="a run's zarr store")
+    s.add_argument("store", nargs="?", default=DEFAULT_STORE, help=STORE_HELP)
     s.add_argument("--out", help="HTML path (default: next to the store)")
     s.add_argument("--png-dir", help="also write the figures as PNG files here")
     s.set_defaults(func=cmd_report)
 
-    s = sub.add_parser("verify", help="check a store's integrity")
-    s.add_argument("store")
+    s = sub.add_parser("verify", help="check a store's integrity: completeness, hashes, ranks against scores")
+    s.add_argument("store", nargs="?", default=DEFAULT_STORE, help=STORE_HELP)
     s.set_defaults(func=cmd_verify)
     return p
 
@@ -143,6 +148,11 @@ def cmd_run(args) -> int:
 def cmd_analyze(args) -> int:
     from .analysis import analyze_cli
 
+    if args.store and args.remove_one:
+        raise UserError("give either a store or --remove-one DATASET_OR_SPEC, not both")
+    if not args.remove_one:
+        args.store = args.store or DEFAULT_STORE
+
     return analyze_cli(args)
 
 
@@ -163,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.debug:  # Dask's own error logs (with tracebacks) would bury our one-line messages
         logging.disable(logging.ERROR)
     try:
-        return int(args.func(args) or 0)
+        with cli_messages():  # name options as flags (--resume), not as Python keywords
+            return int(args.func(args) or 0)
     except UserError as exc:
         if args.debug:
             raise

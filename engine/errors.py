@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -14,14 +15,46 @@ class UserError(Exception):
     exit_code = 2
 
 
+_STYLE = {"cli": False}
+
+
+@contextmanager
+def cli_messages() -> Iterator[None]:
+    """Within the block (the ``rankstab`` command), messages name options as command-line flags
+    (``--resume``); outside it, as the Python API's keywords (``resume=True``)."""
+    saved = _STYLE["cli"]
+    _STYLE["cli"] = True
+    try:
+        yield
+    finally:
+        _STYLE["cli"] = saved
+
+
+def option(name: str) -> str:
+    """How the user sets option ``name`` (``resume``, ``overwrite``, ``partial``, ``out``): ``--resume``
+    on the command line, ``resume=True`` in Python (``out=...`` for a path)."""
+    if _STYLE["cli"]:
+        return "--" + name.replace("_", "-")
+    return f"{name}=..." if name == "out" else f"{name}=True"
+
+
+def resume_command(path: str | Path) -> str:
+    """The command or call that finishes an interrupted run of the store ``path``."""
+    if _STYLE["cli"]:
+        return f"`rankstab run SPEC --out {path} --resume`"
+    return f"`engine.run(spec, out={str(path)!r}, resume=True)`"
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """A ' (did you mean "x"?)' hint, or '' when nothing is close."""
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
     return f' (did you mean "{close[0]}"?)' if close else ""
 
 
-def check_output_folder(path: Path, flag: str = "--out") -> None:
-    """The folder an output goes into must exist and be writable."""
+def check_output_folder(path: Path, flag: str | None = None) -> None:
+    """The folder an output goes into must exist and be writable (``flag``: the option naming it, default
+    ``--out``/``out=``)."""
+    flag = flag or option("out")
     parent = Path(path).expanduser().resolve().parent
     if not parent.is_dir():
         raise UserError(f"{path}: the folder {parent} does not exist; create it or choose another {flag}")
