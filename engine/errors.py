@@ -38,11 +38,14 @@ def option(name: str) -> str:
     return f"{name}=..." if name == "out" else f"{name}=True"
 
 
+def per_caller(cli: str, api: str) -> str:
+    """``cli`` within :func:`cli_messages` (the ``rankstab`` command), else ``api`` (Python callers)."""
+    return cli if _STYLE["cli"] else api
+
+
 def resume_command(path: str | Path) -> str:
     """The command or call that finishes an interrupted run of the store ``path``."""
-    if _STYLE["cli"]:
-        return f"`rankstab run SPEC --out {path} --resume`"
-    return f"`engine.run(spec, out={str(path)!r}, resume=True)`"
+    return per_caller(f"`rankstab run SPEC --out {path} --resume`", f"`engine.run(spec, out={str(path)!r}, resume=True)`")
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

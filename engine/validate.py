@@ -9,6 +9,9 @@ from pathlib import Path
 from .design import auto_chunk, check_combinations
 from .spec import Spec
 
+#: The widest "range / choices" cell of ``validate``'s factor table.
+CHOICES_WIDTH = 60
+
 
 def check(spec: Spec) -> Spec:
     """A parsed spec, checked as a run needs it: every preparation x aggregation it can sample is
@@ -38,14 +41,28 @@ def _size(b: float) -> str:
     return f"{b:.1f} PB"
 
 
+def choices_text(factor, width: int = CHOICES_WIDTH) -> str:
+    """A factor's range or choices; many choices as their count and the first few (a 101-choice factor
+    would otherwise fill a 1,000-character line)."""
+    text = factor.describe()
+    if not factor.discrete or len(text) <= width:
+        return text
+    shown: list[str] = []
+    for c in factor.choices:
+        if len(" | ".join([*shown, c])) > width - 20:
+            break
+        shown.append(c)
+    return f"{len(factor.choices)} choices: {' | '.join(shown)} | ..."
+
+
 def describe(spec: Spec) -> str:
     ds = spec.ds
     des = spec.design
     rows = [("name", "kind", "range / choices", "nominal", "group")]
     for f in spec.factors:
-        rows.append((f.name, f.kind, f.describe(), f.nominal if f.discrete else "x1", f.group))
+        rows.append((f.name, f.kind, choices_text(f), f.nominal if f.discrete else "x1", f.group))
     widths = [max(len(r[k]) for r in rows) for k in range(5)]
-    table = "\n".join("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+    table = "\n".join(("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True))).rstrip() for r in rows)
     synthetic = " (SYNTHETIC demo data)" if ds.attrs.get("synthetic") else ""
     size = "Sobol (Saltelli)" if des.kind == "sobol" else f"Monte Carlo ({des.sampler})"
     n_line = (f"N = {des.n} base samples x {spec.block_size} rows per block"
