@@ -109,18 +109,28 @@ def cmd_score(args) -> int:
         result = score(spec.ds, spec.nominal, args.settings)
     else:
         result = score(load_dataset(src, args.meta), settings=args.settings)
-    df = result.to_dataframe().reset_index()[["city", "field", "score", "rank"]]
-    df["score"] = df["score"].astype(float).round(4)  # float32 scores: 4 decimals are exact enough
+    names = ["city_name"] if "city_name" in result.coords else []
+    df = result.to_dataframe().reset_index()[["city", *names, "field", "score", "rank"]]
     df = df.sort_values(["field", "rank", "city"], key=lambda c: c.map(_field_order(result)) if c.name == "field"
                         else c)
     if args.out:
         out = Path(args.out)
         check_output_folder(out)
+        df["score"] = [float32_text(x) for x in df["score"]]  # the stored precision: reads back exactly
         df.to_csv(out, index=False)
         print(f"wrote {len(df)} rows to {out}")
     else:
+        df["score"] = df["score"].astype(float).round(4)  # for reading; --out keeps every digit
         print(df.to_csv(index=False), end="")
     return 0
+
+
+def float32_text(x) -> str:
+    """The shortest decimal that reads back as the same float32 ('' for a missing value)."""
+    import numpy as np
+
+    x = np.float32(x)
+    return "" if np.isnan(x) else np.format_float_positional(x, unique=True, trim="-")
 
 
 def _field_order(result) -> dict:
