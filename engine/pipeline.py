@@ -20,11 +20,13 @@ from .validate import check_run_options, check_target, load
 
 
 def run(spec: Spec | str | Path, out: str | Path | None = None, client=None, *, analyse: bool = True,
-        **kwargs) -> xr.Dataset:
+        progress: str | None = "auto", **kwargs) -> xr.Dataset:
     """Run a spec's sweep into a zarr store and return it opened lazily; with ``analyse`` (the default) the
-    analysis is written to its group ``analysis`` from the summaries the tasks accumulated. Keywords: see
-    :func:`engine.sweep.sweep`."""
-    return open_store(sweep(spec, out, client, analyse=write_summary if analyse else None, **kwargs))
+    analysis is written to its group ``analysis`` from the summaries the tasks accumulated. ``progress``
+    defaults to "auto" (a notebook display in Jupyter, a bar on a terminal, plain lines in logs). Other
+    keywords: see :func:`engine.sweep.sweep`."""
+    return open_store(sweep(spec, out, client, analyse=write_summary if analyse else None, progress=progress,
+                            **kwargs))
 
 
 def run_cli(args) -> int:

@@ -24,7 +24,7 @@ import xarray as xr
 import zarr
 
 from .. import __version__
-from ..errors import UserError
+from ..errors import UserError, option, resume_command
 from ..stats.summary import TARGETS, Plan, Summary
 from ..store import (
     CONVENTIONS,
@@ -75,10 +75,10 @@ def _analyze(path: Path, partial: bool, num_resamples: int | None, conf_level: f
         msg = (f"{path} is incomplete: {int(done.sum())} of {done.size} chunks done "
                f"({n_done:,} of {plan.n_scenarios:,} scenarios)")
         if not partial:
-            raise UserError(f"{msg}; finish it with `rankstab run SPEC --out {path} --resume`, or analyse the "
-                            f"completed part with --partial (Monte Carlo runs only); nothing was analysed")
+            raise UserError(f"{msg}; finish it with {resume_command(path)}, or analyse the completed part "
+                            f"with {option('partial')} (Monte Carlo runs only); nothing was analysed")
         if plan.sobol:
-            raise UserError(f"{msg}; a Sobol design needs every Saltelli block: finish it with --resume")
+            raise UserError(f"{msg}; a Sobol design needs every Saltelli block: finish it with {resume_command(path)}")
         if not n_done:
             raise UserError(f"{msg}; there is nothing to analyse yet")
     plan = Plan.from_store(store, num_resamples, seed)

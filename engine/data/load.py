@@ -109,6 +109,9 @@ def read_table(path: Path) -> pd.DataFrame:
             df = _read_values_csv(path)
     except UnicodeDecodeError:
         raise UserError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+    except ImportError:  # pyarrow is a dependency of rankstab; an installation may still lack it
+        raise UserError(f"{path}: reading Parquet needs pyarrow, which is not installed; "
+                        f"`pip install pyarrow`, or save the data as CSV") from None
     except pd.errors.EmptyDataError:
         raise UserError(f"{path}: the file is empty; it needs a header city,field,indicator,value") from None
     except Exception as exc:  # noqa: BLE001

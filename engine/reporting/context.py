@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ..errors import UserError
+from ..errors import UserError, per_caller, resume_command
 from ..store import done_chunks, open_meta
 
 CONF_LIMIT = 0.2  # a Sobol index whose bootstrap half-width exceeds this is marked unreliable
@@ -49,9 +49,9 @@ class Context:
             "n_scenarios") != attrs.get("n_scenarios") or bool(
             complete and a.attrs.get("partial"))
         if not complete and (stale or not a.attrs.get("partial")):
+            partial = per_caller(f"`rankstab analyze --partial {path}`", f"`engine.analyze({str(path)!r}, partial=True)`")
             raise UserError(f"{path} is incomplete ({int(done.sum())} of {done.size} chunks done); finish it with "
-                            f"`rankstab run SPEC --out {path} --resume` (or `rankstab analyze --partial {path}` "
-                            f"to report the completed part of a Monte Carlo run)")
+                            f"{resume_command(path)} (or {partial} to report the completed part of a Monte Carlo run)")
         if stale:
             from ..analysis import analyze  # imports SciPy: only when there is something to analyse
 
