@@ -5,7 +5,9 @@ Sobol run (the convention). Percentiles follow R's type 7 (NumPy's default ``lin
 computed exactly from the merged rank histogram. Sobol indices are SALib's estimators (Saltelli 2010
 first order, Jansen total, SALib's second order) for every output at once, with bootstrap intervals over
 base samples, from the sums in :class:`engine.summary.Summary`: accumulated by the sweep's tasks
-(``rankstab run``), or chunk by chunk from a store (``rankstab analyze``).
+(``rankstab run``), or chunk by chunk from a store (``rankstab analyze``). Monte Carlo runs get
+sensitivity from given data instead (:mod:`engine.stats.given`): ``S1_given`` (binning estimator of the
+first-order index) and Borgonovo's ``delta`` per factor, with bootstrap intervals.
 
 The result is written as the group ``analysis`` of the store:
 ``xarray.open_zarr(path, group="analysis")``.
@@ -23,7 +25,7 @@ import zarr
 from ..errors import UserError
 from ..stats.summary import TARGETS, Plan, Summary
 from ..store import open_meta
-from ..sweep import outputs, store_job
+from ..sweep import given_plan, outputs, store_job
 from .stability import RARE, TOPS, rank_statistics
 from .table import summary_table
 
@@ -60,17 +62,19 @@ def analyze(path: str | Path, *, partial: bool = False, num_resamples: int | Non
 
 def summarise_store(path: Path, store: xr.Dataset, plan: Plan, chunks: list[int]) -> Summary:
     """A summary of the given chunks from the stored scores and ranks (recomputed if not stored)."""
+    job = store_job(path, analyse=False)
+    if not plan.sobol and plan.given is None:
+        plan = given_plan(job, plan)
     summary = Summary(plan)
     if "rank" in store and "score" in store:
-        rank, score = (zarr.open_array(str(path / name), mode="r") for name in ("rank", "score"))
+        rank, score, design = (zarr.open_array(str(path / name), mode="r") for name in ("rank", "score", "design"))
         for k in chunks:
             a, b = plan.bounds(k)
-            summary.add(k, score[a:b], rank[a:b])
+            summary.add(k, score[a:b], rank[a:b], design=design[a:b])
         return summary
-    job = store_job(path, analyse=False)
     for k in chunks:
-        _, _, scores, ranks = outputs(job, *plan.bounds(k))
-        summary.add(k, scores, ranks)
+        x, _, scores, ranks = outputs(job, *plan.bounds(k))
+        summary.add(k, scores, ranks, design=x)
     return summary
 
 
@@ -103,6 +107,10 @@ def build(store: xr.Dataset, summary: Summary, complete: bool = True, conf_level
         st_conf = out["ST_conf"].where(~(rare & (out["target"] == "rank")))
         out.attrs["max_ST_conf"] = float(np.nanmax(st_conf.values))
         out.attrs["nearly_constant_share"] = RARE
+    if summary.given is not None:
+        given = _given(store, summary, float(conf_level or store.attrs.get("conf_level", 0.95)))
+        out = out.merge(given)
+        out.attrs.update(given.attrs)
     out.attrs.update(
         n_stability_scenarios=int(n_stab), n_scenarios=plan.n_scenarios, partial=int(not complete),
         design_kind=plan.kind,
@@ -140,6 +148,33 @@ def _sobol(store: xr.Dataset, summary: Summary, conf: float) -> xr.Dataset:
     out.attrs.update(num_resamples=plan.num_resamples, conf_level=conf,
                      max_ST_conf=float(np.nanmax(out["ST_conf"].values)), sobol_dim=dim,
                      estimators="S1 Saltelli 2010, ST Jansen 1999, S2 as SALib; bootstrap over base samples")
+    return out
+
+
+def _given(store: xr.Dataset, summary: Summary, conf: float) -> xr.Dataset:
+    """S1_given, delta (bias-reduced), their confs and delta's bootstrap bias per target x factor x city x
+    field, and per factor x field for R-bar (see :mod:`engine.stats.given`)."""
+    plan, given = summary.plan, summary.given
+    n_c, n_f = plan.nominal_rank.shape
+    res = given.result(plan.num_resamples, conf, plan.seed)
+    keys = {"S1_given": "S1", "S1_given_conf": "S1_conf", "delta": "delta", "delta_conf": "delta_conf",
+            "delta_bias": "delta_bias"}
+    rbar = {"S1_given": "S1_given_rbar", "S1_given_conf": "S1_given_rbar_conf", "delta": "delta_rbar",
+            "delta_conf": "delta_rbar_conf", "delta_bias": "delta_rbar_bias"}
+    out = xr.Dataset()
+    for name, key in keys.items():
+        out[name] = (("target", "factor", "city", "field"),
+                     np.stack([res[t][key].reshape(-1, n_c, n_f) for t in TARGETS]))
+        out[rbar[name]] = (("factor", "field"), res["rbar"][key])
+    out = out.assign_coords({"target": list(TARGETS), "factor": list(store["factor"].values),
+                             "factor_bins": ("factor", given.n_bins)})
+    out.attrs.update(
+        given_num_resamples=plan.num_resamples, given_conf_level=conf,
+        given_rank_class_width=given.sums["rank"].classes.width,
+        given_score_classes=given.sums["score"].classes.K - 1, given_note=given.note,
+        given_estimators="S1_given: Var(E[Y|bin])/Var(Y), binning estimator (Plischke 2010); delta: Borgonovo "
+        "2007, histogram estimator (Plischke, Borgonovo & Smith 2013; ranks by their exact distributions), "
+        "bias-reduced 2 delta_hat - mean(delta*); Poisson bootstrap of the scenarios")
     return out
 
 
