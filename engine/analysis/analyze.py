@@ -5,7 +5,9 @@ Sobol run (the convention). Percentiles follow R's type 7 (NumPy's default ``lin
 computed exactly from the merged rank histogram. Sobol indices are SALib's estimators (Saltelli 2010
 first order, Jansen total, SALib's second order) for every output at once, with bootstrap intervals over
 base samples, from the sums in :class:`engine.stats.summary.Summary`: accumulated by the sweep's tasks
-(``rankstab run``), or chunk by chunk from a store (``rankstab analyze``).
+(``rankstab run``), or chunk by chunk from a store (``rankstab analyze``). Monte Carlo runs get
+sensitivity from given data instead (:mod:`engine.stats.given`): ``S1_given`` (binning estimator of the
+first-order index) and Borgonovo's ``delta`` per factor, with bootstrap intervals.
 
 SMAA-2 central weights and confidence factors: :mod:`engine.analysis.smaa`.
 
@@ -37,7 +39,7 @@ from ..store import (
     vlen_strings,
 )
 from ..store.atomic import remove_tree, staging_path, swap_in, trash_path
-from ..sweep import outputs, store_job
+from ..sweep import given_plan, outputs, store_job
 from .stability import RARE, TOPS, rank_statistics
 from .table import summary_table
 
@@ -88,23 +90,26 @@ def _analyze(path: Path, partial: bool, num_resamples: int | None, conf_level: f
 
 def summarise_store(path: Path, store: xr.Dataset, plan: Plan, chunks: list[int]) -> Summary:
     """A summary of the given chunks from the stored scores and ranks (recomputed if not stored)."""
+    job = store_job(path, analyse=False)
+    if not plan.sobol and plan.given is None:
+        plan = given_plan(job, plan)
     summary = Summary(plan)
     if "rank" in store and "score" in store:
-        rank, score, weight = (zarr.open_array(str(path / name), mode="r") for name in ("rank", "score", "weight"))
+        rank, score, weight, design = (zarr.open_array(str(path / name), mode="r")
+                                       for name in ("rank", "score", "weight", "design"))
         for k in chunks:
             a, b = plan.bounds(k)
             try:
-                s, r, w = score[a:b], rank[a:b], weight[a:b]
+                s, r, w, x = score[a:b], rank[a:b], weight[a:b], design[a:b]
             except Exception as exc:  # noqa: BLE001 - a damaged chunk file (truncated, overwritten)
                 raise UserError(f"{path}: chunk {k} cannot be read ({type(exc).__name__}: "
                                 f"{' '.join(str(exc).split())[:120]}); the store is damaged and nothing was "
                                 f"analysed: run its spec again with --overwrite") from None
-            summary.add(k, s, r, weights=w)
+            summary.add(k, s, r, weights=w, design=x)
         return summary
-    job = store_job(path, analyse=False)
     for k in chunks:
-        _, dec, scores, ranks = outputs(job, *plan.bounds(k))
-        summary.add(k, scores, ranks, weights=dec.batch.weights)
+        x, dec, scores, ranks = outputs(job, *plan.bounds(k))
+        summary.add(k, scores, ranks, weights=dec.batch.weights, design=x)
     return summary
 
 
@@ -145,6 +150,10 @@ def build(store: xr.Dataset, summary: Summary, complete: bool = True, conf_level
         sm = smaa(Path(path), summary)
         out = out.merge(sm)
         out.attrs.update(sm.attrs)
+    if summary.given is not None:
+        given = _given(store, summary, float(conf_level or store.attrs.get("conf_level", 0.95)))
+        out = out.merge(given)
+        out.attrs.update(given.attrs)
     out.attrs.update(
         n_stability_scenarios=int(n_stab), n_scenarios=plan.n_scenarios, partial=int(not complete),
         design_kind=plan.kind,
@@ -196,6 +205,33 @@ def _sobol(store: xr.Dataset, summary: Summary, conf: float) -> xr.Dataset:
     out.attrs.update(num_resamples=plan.num_resamples, conf_level=conf,
                      max_ST_conf=float(np.nanmax(out["ST_conf"].values)), sobol_dim=dim,
                      estimators="S1 Saltelli 2010, ST Jansen 1999, S2 as SALib; bootstrap over base samples")
+    return out
+
+
+def _given(store: xr.Dataset, summary: Summary, conf: float) -> xr.Dataset:
+    """S1_given, delta (bias-reduced), their confs and delta's bootstrap bias per target x factor x city x
+    field, and per factor x field for R-bar (see :mod:`engine.stats.given`)."""
+    plan, given = summary.plan, summary.given
+    n_c, n_f = plan.nominal_rank.shape
+    res = given.result(plan.num_resamples, conf, plan.seed)
+    keys = {"S1_given": "S1", "S1_given_conf": "S1_conf", "delta": "delta", "delta_conf": "delta_conf",
+            "delta_bias": "delta_bias"}
+    rbar = {"S1_given": "S1_given_rbar", "S1_given_conf": "S1_given_rbar_conf", "delta": "delta_rbar",
+            "delta_conf": "delta_rbar_conf", "delta_bias": "delta_rbar_bias"}
+    out = xr.Dataset()
+    for name, key in keys.items():
+        out[name] = (("target", "factor", "city", "field"),
+                     np.stack([res[t][key].reshape(-1, n_c, n_f) for t in TARGETS]))
+        out[rbar[name]] = (("factor", "field"), res["rbar"][key])
+    out = out.assign_coords({"target": list(TARGETS), "factor": list(store["factor"].values),
+                             "factor_bins": ("factor", given.n_bins)})
+    out.attrs.update(
+        given_num_resamples=plan.num_resamples, given_conf_level=conf,
+        given_rank_class_width=given.sums["rank"].classes.width,
+        given_score_classes=given.sums["score"].classes.K - 1, given_note=given.note,
+        given_estimators="S1_given: Var(E[Y|bin])/Var(Y), binning estimator (Plischke 2010); delta: Borgonovo "
+        "2007, histogram estimator (Plischke, Borgonovo & Smith 2013; ranks by their exact distributions), "
+        "bias-reduced 2 delta_hat - mean(delta*); Poisson bootstrap of the scenarios")
     return out
 
 

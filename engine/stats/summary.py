@@ -12,7 +12,9 @@ analysis needs no second pass over the store. A summary holds, over the chunks i
 * for SMAA-2's central weights, per (city, field) that ever ranks first over the stability rows, the sum of
   the scenarios' weight vectors (renormalised node weights, in [0, 1]) where it does (a sparse, sorted cell
   list), in exact integer fixed point: each weight rounded to a multiple of 2^-52 and split into two int64
-  words of 26 bits, so the sums do not depend on the order of chunks and workers either.
+  words of 26 bits, so the sums do not depend on the order of chunks and workers either;
+* for Monte Carlo designs whose plan has a ``given`` configuration, :class:`engine.stats.given_run.GivenData`
+  (first-order indices and Borgonovo's delta from given data).
 
 Summaries of disjoint chunk sets merge by addition. Rank-based sums are integers, summed exactly, so
 they do not depend on which worker saw which chunk; score sums are float64 (last-bit differences only).
@@ -28,6 +30,7 @@ import numpy as np
 import xarray as xr
 
 from ..design import stability_rows
+from .given_run import GivenConfig, GivenData
 from .rankcorr import rank_correlations
 from .sobol import SobolSums
 
@@ -88,6 +91,7 @@ class Plan:
     seed: int
     n_nodes: int = 0  # weights per scenario; 0: no central-weight sums
 
+    given: GivenConfig | None = None  # Monte Carlo: how the given-data sums bin and class (see stats.given)
 
     @classmethod
     def from_store(cls, store: xr.Dataset, num_resamples: int | None = None, seed: int = 0) -> Plan:
@@ -216,11 +220,13 @@ class Summary:
                 "score": SobolSums(n_c * n_f, shift=plan.nominal_score.ravel(), **kw),
                 "rbar": SobolSums(n_f, integer=True, **kw),
             }
+        self.given = GivenData(plan.given) if plan.given is not None and not plan.sobol and sobol else None
 
     def add(self, k: int, scores: np.ndarray, ranks: np.ndarray, deviation: np.ndarray | None = None,
-            weights: np.ndarray | None = None) -> np.ndarray:
-        """Add chunk ``k`` (its scores and ranks (scenario, city, field), and its weights (scenario, node)
-        for the central weights); return its rank histogram."""
+            weights: np.ndarray | None = None, design: np.ndarray | None = None) -> np.ndarray:
+        """Add chunk ``k`` (its scores and ranks (scenario, city, field); its weights (scenario, node) for
+        the central weights; its design rows (scenario, factor) for the given-data sums); return its rank
+        histogram."""
         plan = self.plan
         a, b = plan.bounds(k)
         if len(ranks) != b - a:
@@ -248,6 +254,10 @@ class Summary:
             self.sums["rank"].add(ranks.reshape(len(ranks), -1), first)
             self.sums["score"].add(scores.reshape(len(scores), -1), first)
             self.sums["rbar"].add(dev, first)
+        if self.given is not None:
+            if design is None:
+                raise ValueError("the given-data sums need the chunk's design rows")
+            self.given.add(design, scores, ranks, dev / ranks.shape[1])
         self.chunks.add(k)
         return hist
 
@@ -265,13 +275,16 @@ class Summary:
                                                         np.concatenate([self.first_wsum, other.first_wsum]))
         for name, s in self.sums.items():
             s.merge(other.sums[name])
+        if other.given is not None:
+            self.given = other.given if self.given is None else self.given.merge(other.given)
         return True
 
     def export(self) -> dict:
         """Everything but the plan as plain arrays and numbers (what a worker sends; see ``from_export``)."""
         out = {"chunks": np.array(sorted(self.chunks), np.int64), "rank_count": self.rank_count, "above": self.above,
                "n_stability": self.n_stability, "sums": {name: s.export() for name, s in self.sums.items()},
-               "first_cells": self.first_cells, "first_wsum": self.first_wsum}
+               "first_cells": self.first_cells, "first_wsum": self.first_wsum,
+               "given": None if self.given is None else self.given.export()}
         for name, per_field in self.dist.items():
             out[f"{name}_values"] = np.concatenate([v for v, _ in per_field])
             out[f"{name}_counts"] = np.concatenate([c for _, c in per_field])
@@ -292,6 +305,7 @@ class Summary:
             out.dist[name] = list(zip(np.split(np.array(state[f"{name}_values"]), cuts),
                                       np.split(np.array(state[f"{name}_counts"]), cuts), strict=True))
         out.sums = {name: SobolSums.from_export(s) for name, s in state["sums"].items()}
+        out.given = GivenData.from_export(state["given"]) if state.get("given") is not None else None
         return out
 
     def sobol_result(self, name: str, conf_level: float) -> dict[str, np.ndarray]:
