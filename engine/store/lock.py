@@ -171,12 +171,15 @@ def _acquire(path: Path, lf: Path, me: Lease) -> str:
     note = ""
     for _ in range(10):
         tmp = lf.with_name(f"{lf.name}.{me.run}")
-        tmp.write_text(me.text())
         try:
+            tmp.write_text(me.text())
             os.link(tmp, lf)  # atomic, fails if the lock exists; safe on NFS unlike O_EXCL on old servers
             return note
         except FileExistsError:
             pass
+        except OSError as exc:
+            raise UserError(f"{path}: cannot create the lock file {lf} ({(exc.strerror or str(exc)).lower()}); "
+                            f"choose a writable --out") from None
         finally:
             tmp.unlink(missing_ok=True)
         holder = _read(lf, me.seconds)

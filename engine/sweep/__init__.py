@@ -5,9 +5,9 @@ task needs; ``tasks`` runs on the workers; ``execute`` runs the tasks in process
 collects the workers' summaries after the sweep; ``progress`` shows how far it got; ``stop`` stops a run
 cleanly (signals, no workers left, a lost lease)."""
 
-from .core import RESULTS, check_parent, default_out, extend, preflight, sweep
+from .core import RESULTS, default_out, extend, store_status, sweep
 from .job import Job, store_job
-from .tasks import compute_chunk, outputs, warm_up
+from .tasks import compute_chunk, given_plan, outputs, warm_up
 
-__all__ = ["RESULTS", "Job", "check_parent", "compute_chunk", "default_out", "extend", "outputs", "preflight",
-           "store_job", "sweep", "warm_up"]
+__all__ = ["RESULTS", "Job", "compute_chunk", "default_out", "extend", "given_plan", "outputs", "store_job",
+           "store_status", "sweep", "warm_up"]

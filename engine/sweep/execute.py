@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..clusters import BackgroundCluster, connect
-from ..errors import EX_TEMPFAIL, Stopped, UserError
+from ..errors import EX_TEMPFAIL, Stopped, UserError, option
 from ..stats.summary import Plan, Summary
 from ..store import done_chunks, open_group, open_meta
 from .gather import reduce_scatter, take_summaries
@@ -79,13 +79,13 @@ def fault(job: Job, exc: Exception) -> Exception:
     if "KilledWorker" in names:
         return UserError(f"the Dask workers kept dying while computing a chunk ({text[:200]}): out of memory, or "
                          f"killed by the batch system; {safe}: raise the workers' memory limit, then rerun with "
-                         f"--resume")
+                         f"{option('resume')}")
     if names & {"CommClosedError", "StreamClosedError", "TimeoutError", "CancelledError", "FutureCancelledError"} \
             or "Connection refused" in text:
-        return UserError(f"lost the Dask scheduler ({type(exc).__name__}); {safe}: rerun with --resume")
+        return UserError(f"lost the Dask scheduler ({type(exc).__name__}); {safe}: rerun with {option('resume')}")
     if isinstance(exc, OSError) or "No space" in text or "Errno 28" in text:
         return UserError(f"{job.path}: a write failed ({str(exc).splitlines()[0][:160]}); {safe}; free space or fix "
-                         f"the path, then rerun with --resume")
+                         f"the path, then rerun with {option('resume')}")
     return exc
 
 

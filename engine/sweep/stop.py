@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import EX_TEMPFAIL, Stopped, UserError
+from ..errors import EX_TEMPFAIL, Stopped, UserError, per_caller
 from ..store import done_chunks
 
 SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGHUP)
@@ -115,7 +115,7 @@ def worker_timeout(value: float | None = None) -> float:
         seconds = float(text)
     except ValueError:
         seconds = -1.0
-    if seconds <= 0:
+    if not seconds > 0:  # also NaN
         where = "--worker-timeout" if value is not None else WORKER_TIMEOUT_ENV
         raise UserError(f"{where} {text!r}: give a positive number of seconds")
     return seconds
@@ -183,13 +183,15 @@ def drain(client, prefix: str, timeout: float = DRAIN_SECONDS) -> None:
         time.sleep(0.2)
 
 
-def stopped(exc: KeyboardInterrupt, path: Path) -> Stopped:
+def stopped(exc: KeyboardInterrupt, path: Path, replacing: bool = False) -> Stopped:
     """The message of a run that stopped early: why, and how many chunks are stored (exit 75; Ctrl-C 130).
     (zarr writes from its own IO thread: a chunk being written when the signal came is not counted.)"""
     reason, code = (str(exc), exc.exit_code) if isinstance(exc, Stopped) else ("interrupted", 130)
+    if replacing:
+        return Stopped(f"{reason}: {path} is unchanged (the partial store that was to replace it was removed)", code)
     try:
         done = done_chunks(path)
-        stored = f"{int(done.sum())} of {done.size} chunks stored in {path}"
-    except Exception:  # noqa: BLE001 - the store was not created yet
-        stored = f"nothing stored yet in {path}"
-    return Stopped(f"{reason}: {stored}; run the same command with --resume to continue", code)
+    except Exception:  # noqa: BLE001 - no store (not created yet, or removed: nothing was computed)
+        return Stopped(f"{reason}: nothing was stored in {path}", code)
+    again = per_caller("run the same command with --resume to continue", "call again with resume=True to continue")
+    return Stopped(f"{reason}: {int(done.sum())} of {done.size} chunks stored in {path}; {again}", code)
