@@ -10,7 +10,7 @@ Measured on the default spec (GTII, Sobol with second order, 16 factors, auto ch
   wall time, the client's and the scheduler's peak memory, the number of tasks of the final gathering.
 
 Sizes are pickled sizes (what Dask's protocol sends, within a few hundred bytes of framing).
-Usage: python bench/bench_hpc_scaling.py [--n 1024] [--workers 1 2 4]
+Usage: python bench/bench_hpc_scaling.py [--n 1024] [--chunk 0] [--workers 1 2 4]
 """
 
 from __future__ import annotations
@@ -108,6 +108,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1024, help="Sobol' base samples (default 1024: 34,816 scenarios)")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    ap.add_argument("--chunk", type=int, default=0, help="scenarios per task (default 0: auto, ~16 MB of results)")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)  # one cluster run in a fresh client process
     ap.add_argument("--spec", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -117,7 +118,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="rankstab-bench-hpc-"))
     try:
         spec_path = tmp / "gtii.toml"
-        spec_path.write_text(SPEC.read_text().replace("n = 16384", f"n = {args.n}"))
+        text = SPEC.read_text().replace("n = 16384", f"n = {args.n}")
+        spec_path.write_text(text.replace("chunk = 0 ", f"chunk = {args.chunk} ") if args.chunk else text)
         s = per_chunk_and_worker(spec_path, tmp)
         print(f"GTII, N = {args.n}: {s['n_chunks']} chunks of {s['chunk_scenarios']:,} scenarios")
         print(f"per chunk task: client sends {s['task']:,} B (the spec text is {s['spec_text']:,} B of it); "
