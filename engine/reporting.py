@@ -36,6 +36,13 @@ from .errors import UserError, check_output_folder
 DPI = 100
 CONF_LIMIT = 0.2  # a Sobol index whose bootstrap half-width exceeds this is marked unreliable
 RARE = 0.99  # a rank held in at least this share of scenarios is "nearly constant" (as engine.analysis)
+
+
+def rank_prob(a: xr.Dataset, fld: str, cities: np.ndarray | None = None) -> np.ndarray:
+    """P(rank = r) (city, rank) in a field from the analysis, dense or band layout (engine.analysis)."""
+    from .analysis.stability import rank_prob as from_analysis
+
+    return from_analysis(a, fld, cities)
 TOP_ACCEPT = 15  # cities in the rank-acceptability matrix
 ANNOTATE_MAX = 400  # annotate heat-map cells only up to this many cells per panel
 C_BAR, C_NOM, C_MED = "#9ecae1", "#08306b", "#e6550d"
@@ -170,7 +177,7 @@ class _Context:
         shown = flds
         if len(flds) == 2 and flds[-1] == "overall":
             single = flds[0]
-            same = np.array_equal(a["rank_prob"].sel(field=single).values, a["rank_prob"].sel(field="overall").values)
+            same = np.array_equal(rank_prob(a, single), rank_prob(a, "overall"))
             if same:
                 shown = ["overall"]
                 label["overall"] = f"overall (= {single}, the only field)"
@@ -224,7 +231,7 @@ class _Context:
         so their Sobol indices are noise): the analysis's ``nearly_constant`` when it has one."""
         if "nearly_constant" in self.a:
             return self.a["nearly_constant"].sel(field=fld).values.astype(bool)
-        held = self.a["rank_prob"].sel(field=fld).max("rank").values >= self.rare_share
+        held = rank_prob(self.a, fld).max(axis=1) >= self.rare_share
         return held & ~self.constant(fld)
 
     def unreliable(self, fld: str) -> np.ndarray:
@@ -562,7 +569,7 @@ def _fig_acceptability(ctx: _Context, fld: str):
 
     a = ctx.a.sel(field=fld)
     order = ctx.order(fld)[:min(TOP_ACCEPT, ctx.a.sizes["city"])]
-    P = a["rank_prob"].values[order] * 100
+    P = rank_prob(ctx.a, fld, order) * 100
     nz = np.nonzero((P >= 0.5).any(axis=0))[0]
     R = int(min(max(nz.max() + 1 if nz.size else len(order), len(order)), P.shape[1]))
     P = P[:, :R]
@@ -638,7 +645,7 @@ def _summary(ctx: _Context) -> list[str]:
     ov = a.sel(field="overall")
     order = ctx.order("overall")
     cities = a["city"].values
-    prob = ov["rank_prob"].values
+    prob = rank_prob(a, "overall")
     width = ov["rank_interval_width"].values
     nom = ov["rank_nominal"].values.astype(int)
     med = ov["rank_median"].values

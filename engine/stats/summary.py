@@ -3,7 +3,8 @@
 Each sweep task adds its chunk's scores and ranks to the summary held by its worker process, so the
 analysis needs no second pass over the store. A summary holds, over the chunks it has seen:
 
-* the rank histogram count(city, field, rank) and, for the top cities, how often a ranks above b;
+* the rank histogram count(city, field, rank) (:class:`~engine.stats.rankhist.RankHistogram`: exact, over
+  the band of ranks each city takes) and, for the top cities, how often a ranks above b;
 * the exact distributions, per field, of R-bar, Spearman and Kendall over the stability rows (Monte
   Carlo: every row; Sobol: the A and B rows), as distinct values with counts: these statistics take few
   distinct values (R-bar is a multiple of 1/cities, the correlations are functions of integer sums), so
@@ -24,6 +25,7 @@ import numpy as np
 import xarray as xr
 
 from ..design import stability_rows
+from .rankhist import RankHistogram, dense_fits
 from .sobol import SobolSums
 
 TOP_PAIRS = 10  # pairwise probabilities for this many top cities (by nominal overall rank)
@@ -81,6 +83,7 @@ class Plan:
     second_order: bool
     num_resamples: int
     seed: int
+    layout: str = ""  # the store's rank_count_layout ("dense" or "band"; "" = by size)
 
     @classmethod
     def from_store(cls, store: xr.Dataset, num_resamples: int | None = None, seed: int = 0) -> Plan:
@@ -88,11 +91,16 @@ class Plan:
         return cls(store["nominal_rank"].values.astype(np.int64), store["nominal_score"].values.astype(np.float32),
                    a["design_kind"], int(a["n_scenarios"]), int(a["chunk"]), int(a["block_size"]), int(a["design_n"]),
                    len(json.loads(a["factor_groups"])), bool(a["second_order"]),
-                   int(num_resamples or a.get("num_resamples", 100)), seed + 1)
+                   int(num_resamples or a.get("num_resamples", 100)), seed + 1, a.get("rank_count_layout", "dense"))
 
     @property
     def sobol(self) -> bool:
         return self.kind == "sobol"
+
+    @property
+    def dense(self) -> bool:
+        """Whether the store keeps dense rank histograms (per chunk and in total): small indices only."""
+        return self.layout == "dense" if self.layout else dense_fits(*self.nominal_rank.shape)
 
     @property
     def top(self) -> np.ndarray:
@@ -180,7 +188,7 @@ class Summary:
         n_c, n_f = plan.nominal_rank.shape
         k = len(plan.top)
         self.chunks: set[int] = set()
-        self.rank_count = np.zeros((n_c, n_f, n_c), np.int64)
+        self.hist = RankHistogram.empty(n_c, n_f)
         self.above = np.zeros((n_f, k, k), np.int64)  # how often top city a ranks strictly above b
         self.n_stability = 0  # stability rows seen
         empty = (np.zeros(0), np.zeros(0, np.int64))
@@ -197,19 +205,21 @@ class Summary:
                 "rbar": SobolSums(n_f, integer=True, **kw),
             }
 
-    def add(self, k: int, scores: np.ndarray, ranks: np.ndarray, deviation: np.ndarray | None = None) -> np.ndarray:
-        """Add chunk ``k`` (its scores and ranks (scenario, city, field)); return its rank histogram."""
+    def add(self, k: int, scores: np.ndarray, ranks: np.ndarray,
+            deviation: np.ndarray | None = None) -> np.ndarray | None:
+        """Add chunk ``k`` (its scores and ranks (scenario, city, field)); return its dense rank histogram
+        (city, field, rank) when the store keeps those (``Plan.dense``), else None."""
         plan = self.plan
         a, b = plan.bounds(k)
         if len(ranks) != b - a:
             raise ValueError(f"chunk {k} has {b - a} scenarios, got {len(ranks)}")
         stab = stability_rows(np.arange(a, b), plan.kind, plan.block_size) - a
         r_stab = ranks[stab]
-        hist = rank_histogram(r_stab)
+        hist = rank_histogram(r_stab) if plan.dense else None
         if k in self.chunks:
             return hist  # already counted (a task run twice on this worker)
         dev = rank_deviation(ranks, plan.nominal_rank) if deviation is None else deviation
-        self.rank_count += hist
+        self.hist.add_ranks(r_stab)
         top = r_stab[:, plan.top, :].astype(np.int16)
         self.above += (top[:, :, None, :] < top[:, None, :, :]).sum(axis=0).transpose(2, 0, 1)
         spearman, kendall = correlations(r_stab, plan.nominal_rank)
@@ -230,7 +240,7 @@ class Summary:
         if other.chunks & self.chunks:
             return False
         self.chunks |= other.chunks
-        self.rank_count += other.rank_count
+        self.hist.merge(other.hist)
         self.above += other.above
         self.n_stability += other.n_stability
         for name in STATS:
@@ -241,7 +251,7 @@ class Summary:
 
     def export(self) -> dict:
         """Everything but the plan as plain arrays and numbers (what a worker sends; see ``from_export``)."""
-        out = {"chunks": np.array(sorted(self.chunks), np.int64), "rank_count": self.rank_count, "above": self.above,
+        out = {"chunks": np.array(sorted(self.chunks), np.int64), "hist": self.hist.export(), "above": self.above,
                "n_stability": self.n_stability, "sums": {name: s.export() for name, s in self.sums.items()}}
         for name, per_field in self.dist.items():
             out[f"{name}_values"] = np.concatenate([v for v, _ in per_field])
@@ -253,7 +263,7 @@ class Summary:
     def from_export(cls, plan: Plan, state: dict) -> Summary:
         out = cls(plan, sobol=False)
         out.chunks = set(map(int, state["chunks"]))
-        out.rank_count, out.above = np.array(state["rank_count"]), np.array(state["above"])  # writable copies
+        out.hist, out.above = RankHistogram.from_export(state["hist"]), np.array(state["above"])  # writable copies
         out.n_stability = int(state["n_stability"])
         for name in STATS:
             cuts = np.cumsum(state[f"{name}_sizes"])[:-1]

@@ -101,11 +101,12 @@ def sweep(spec: Spec | str | Path, out: str | Path | None = None, client=None, *
         if max_chunks is not None:
             todo = todo[:max_chunks]
         finish = max_chunks is None or len(todo) == int((~done_chunks(path)).sum())
+        band = read_attrs(path).get("rank_count_layout") == "band"  # its histogram comes with the summaries
         merged, summary = execute(job, todo, client, cluster, scheduler, scheduler_file, workers, synchronous,
-                                  progress, gather=analyse is not None and finish)
+                                  progress, gather=(analyse is not None or band) and finish)
         if finish:
             try:
-                finalise(path, merge_histograms(job, merged))
+                finalise(path, merge_histograms(job, merged, summary))
                 if analyse is not None and summary is not None:
                     analyse(path, summary)
             except OSError as exc:

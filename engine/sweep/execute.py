@@ -9,6 +9,7 @@ import numpy as np
 
 from ..clusters import BackgroundCluster, connect
 from ..errors import UserError
+from ..stats.rankhist import RankHistogram
 from ..stats.summary import Plan, Summary
 from ..store import done_chunks, open_group, open_meta
 from .gather import reduce_scatter, take_summaries
@@ -24,14 +25,20 @@ class Merged:
         self.total: np.ndarray | None = None
         self.chunks: set[int] = set()
 
-    def add(self, k: int, hist: np.ndarray) -> None:
-        self.total = hist.astype(np.int64) if self.total is None else self.total + hist
+    def add(self, k: int, hist: np.ndarray | None) -> None:
+        if hist is not None:  # None: the band layout, whose total comes from the gathered summary
+            self.total = hist.astype(np.int64) if self.total is None else self.total + hist
         self.chunks.add(k)
 
 
-def merge_histograms(job: Job, merged: Merged) -> np.ndarray:
-    """The whole run's rank histogram: this session's merged summaries plus those stored by earlier ones."""
+def merge_histograms(job: Job, merged: Merged, summary: Summary | None = None) -> np.ndarray | RankHistogram:
+    """The whole run's rank histogram: this session's merged summaries plus those stored by earlier ones
+    (dense layout), or the gathered summary's (band layout: no per-chunk histograms are stored)."""
     g = open_group(job.path, mode="r")
+    if "chunk_rank_count" not in g:
+        if summary is None:
+            raise RuntimeError("the band layout needs the gathered summary for its rank histogram")
+        return summary.hist
     total = merged.total
     for k in sorted(set(range(job.n_chunks)) - merged.chunks):
         c = g["chunk_rank_count"][k].astype(np.int64)
