@@ -23,7 +23,7 @@ DENSE_CELLS = 2**22  # stores keep the dense count(city, field, rank) up to this
 
 def dense_fits(n_cities: int, n_fields: int) -> bool:
     """Whether a store keeps the dense ``rank_count(city, field, rank_value)`` (and per-chunk histograms):
-    cities x fields x cities at most ``DENSE_CELLS`` (e.g. 447 cities with 20 fields + overall)."""
+    cities x fields x cities at most ``DENSE_CELLS`` (up to 446 cities with 20 fields + overall)."""
     return n_cities * n_fields * n_cities <= DENSE_CELLS
 
 
@@ -103,7 +103,7 @@ class RankHistogram:
 
     def add_ranks(self, ranks: np.ndarray) -> None:
         """Count int ranks (row, city, field) in place."""
-        r2 = np.ascontiguousarray(ranks).reshape(len(ranks), -1)
+        r2 = np.ascontiguousarray(ranks).reshape(len(ranks), len(self.first))
         if r2.shape[1] != len(self.first):
             raise ValueError(f"ranks have {r2.shape[1]} cells, the histogram {len(self.first)}")
         if not len(r2):

@@ -18,6 +18,7 @@ they do not depend on which worker saw which chunk; score sums are float64 (last
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 
 import numba
@@ -180,10 +181,62 @@ def _correlations(ranks, nominal):  # pragma: no cover - compiled
     return spearman, kendall
 
 
+def sobol_kw(plan: Plan) -> dict:
+    return dict(D=plan.n_groups, n=plan.n_base, second_order=plan.second_order, num_resamples=plan.num_resamples,
+                seed=plan.seed)
+
+
+def sobol_sums(plan: Plan, lo: int, hi: int, compact: bool = False) -> dict[str, SobolSums]:
+    """Sobol' sums of the rank and score outputs [lo, hi) (cells city * fields + field)."""
+    kw = dict(sobol_kw(plan), compact=compact)
+    return {"rank": SobolSums(hi - lo, shift=plan.nominal_rank.ravel()[lo:hi], integer=True, **kw),
+            "score": SobolSums(hi - lo, shift=plan.nominal_score.ravel()[lo:hi], **kw)}
+
+
+def output_slice(n_outputs: int, part: int, parts: int) -> tuple[int, int]:
+    """Outputs of share ``part`` of ``parts`` (contiguous, near-equal; as ``SobolSums.slice_export``)."""
+    return (n_outputs * part) // parts, (n_outputs * (part + 1)) // parts
+
+
+SHARD_BYTES = 2**28  # shard the rank and score Sobol' sums over the workers above this size (float64)
+
+
+def sums_bytes(plan: Plan) -> int:
+    """Bytes of the float64 bootstrap sums of every rank and score output (what sharding divides)."""
+    D = plan.n_groups
+    T = 2 + 3 * D + (D + D * (D - 1) // 2 if plan.second_order else 0)
+    return 2 * plan.nominal_rank.size * T * plan.num_resamples * 8
+
+
+class SobolShard:
+    """One worker's share of a sharded sweep's Sobol' sums: the rank and score outputs [lo, hi) of every
+    chunk, whichever worker computed it (compact sums: see ``SobolSums``). Chunks count once."""
+
+    def __init__(self, plan: Plan, part: int, parts: int) -> None:
+        self.plan, self.part, self.parts = plan, part, parts
+        self.lo, self.hi = output_slice(plan.nominal_rank.size, part, parts)
+        self.sums = sobol_sums(plan, self.lo, self.hi, compact=True)
+        self.chunks: set[int] = set()
+        self.lock = threading.Lock()  # tasks of one worker may run in several threads
+
+    def add(self, k: int, first: int, ranks: np.ndarray, scores: np.ndarray) -> None:
+        """Add chunk ``k``'s rank and score outputs of this share (rows, hi - lo), from base sample ``first``."""
+        if k in self.chunks:
+            return
+        self.sums["rank"].add(ranks, first)
+        self.sums["score"].add(scores, first)
+        self.chunks.add(k)
+
+    def result(self, conf_level: float) -> dict[str, dict]:
+        return {name: s.result(conf_level) for name, s in self.sums.items()}
+
+
 class Summary:
     """The analysis state of a set of chunks; see the module docstring."""
 
-    def __init__(self, plan: Plan, sobol: bool = True) -> None:
+    def __init__(self, plan: Plan, sobol: bool = True, sharded: bool = False) -> None:
+        """``sobol``: hold Sobol' sums (Sobol designs); ``sharded``: only those of R-bar, the rank and score
+        outputs being summed by :class:`SobolShard` s (a sweep whose sums are too big for one process)."""
         self.plan = plan
         n_c, n_f = plan.nominal_rank.shape
         k = len(plan.top)
@@ -197,13 +250,9 @@ class Summary:
         self.results: dict[str, dict] = {}  # Sobol results already finished elsewhere (see engine.sweep)
         self.results_conf: float | None = None
         if plan.sobol and sobol:
-            kw = dict(D=plan.n_groups, n=plan.n_base, second_order=plan.second_order,
-                      num_resamples=plan.num_resamples, seed=plan.seed)
-            self.sums = {
-                "rank": SobolSums(n_c * n_f, shift=plan.nominal_rank.ravel(), integer=True, **kw),
-                "score": SobolSums(n_c * n_f, shift=plan.nominal_score.ravel(), **kw),
-                "rbar": SobolSums(n_f, integer=True, **kw),
-            }
+            self.sums = {"rbar": SobolSums(n_f, integer=True, **sobol_kw(plan))}
+            if not sharded:  # too big to shard here (one process): compact sums, half the memory
+                self.sums = {**sobol_sums(plan, 0, n_c * n_f, compact=sums_bytes(plan) > SHARD_BYTES), **self.sums}
 
     def add(self, k: int, scores: np.ndarray, ranks: np.ndarray,
             deviation: np.ndarray | None = None) -> np.ndarray | None:
@@ -229,8 +278,9 @@ class Summary:
         self.n_stability += len(stab)
         if self.sums:
             first = a // plan.block_size
-            self.sums["rank"].add(ranks.reshape(len(ranks), -1), first)
-            self.sums["score"].add(scores.reshape(len(scores), -1), first)
+            if "rank" in self.sums:
+                self.sums["rank"].add(ranks.reshape(len(ranks), -1), first)
+                self.sums["score"].add(scores.reshape(len(scores), -1), first)
             self.sums["rbar"].add(dev, first)
         self.chunks.add(k)
         return hist

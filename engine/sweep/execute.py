@@ -15,6 +15,7 @@ from ..store import done_chunks, open_group, open_meta
 from .gather import reduce_scatter, take_summaries
 from .job import Job
 from .progress import Progress
+from .shards import complete_shards, finish_shards, sharded, submit_chunk
 from .tasks import collect, compute_chunk, summarise_chunk, worker_state
 
 
@@ -101,22 +102,31 @@ def _on_client(client, job: Job, todo: list[int], bar: Progress, gather: bool) -
     from distributed import as_completed
 
     tag = f"{job.key[:8]}-{job.n}"
-    futures = client.map(compute_chunk, [job] * len(todo), todo, key=[f"chunk-{tag}-{k}" for k in todo],
-                         retries=2, pure=False)
+    store = open_meta(job.path)
+    plan = Plan.from_store(store)
+    job = sharded(client, job, plan)
     merged = Merged()
+    if job.shards:  # every chunk computed once, its outputs' shares absorbed by their owners
+        sent = [submit_chunk(client, job, k, tag) for k in todo]
+        heads, absorbs = [h for h, _ in sent], [a for _, aa in sent for a in aa]
+        del sent
+    else:
+        heads = client.map(compute_chunk, [job] * len(todo), todo, key=[f"chunk-{tag}-{k}" for k in todo],
+                           retries=2, pure=False)
     try:
-        for fut in as_completed(futures):
-            k, hist = fut.result()
+        for fut in as_completed(heads):
+            k, hist = fut.result()[:2]
             merged.add(k, hist)
             bar.update(k)
             fut.release()
     finally:
-        client.cancel(futures)
+        client.cancel(heads)
     if not gather:
         return merged, None
-    store = open_meta(job.path)
-    plan = Plan.from_store(store)
     tag = f"{tag}-{uuid.uuid4().hex[:8]}"  # this gathering's tasks (a resumed run keeps its run id)
+    if job.shards:
+        complete_shards(client, job, absorbs, tag, set(todo))
+        del absorbs
     summary, held = take_summaries(client, job, tag, Summary(plan, sobol=False), [])
     missing = sorted(set(range(job.n_chunks)) - summary.chunks)
     if missing:  # chunks of an earlier session, or whose summary died with its worker: recompute them
@@ -130,4 +140,6 @@ def _on_client(client, job: Job, todo: list[int], bar: Progress, gather: bool) -
     if job.analyse and plan.sobol:
         conf = float(store.attrs.get("conf_level", 0.95))
         summary.results, summary.results_conf = reduce_scatter(client, tag, held, conf), conf
+        if job.shards:
+            summary.results.update(finish_shards(client, job, tag, conf))
     return merged, summary
