@@ -55,6 +55,7 @@ def rank_statistics(counts: RankHistogram | np.ndarray, nominal_rank: np.ndarray
     if dense if dense is not None else dense_fits(*hist.shape):
         out["rank_prob"] = ((*cf, "rank"), hist.dense() / np.maximum(st["total"], 1)[..., None])
     else:
+        hist = hist.trimmed()
         out.update(band_variables("rank_prob", hist, hist.probabilities()))
     return out
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+SLACK = 0.25  # bands widened by counting new ranks get this share of their width more (zeros; see add_ranks)
 DENSE_CELLS = 2**22  # stores keep the dense count(city, field, rank) up to this many cells (see ``dense_fits``)
 
 
@@ -93,23 +94,32 @@ class RankHistogram:
         _move(self.first, self.start, self.counts, first, start, counts)
         self.first, self.start, self.counts = first, start, counts
 
-    def _cover(self, first: np.ndarray, last: np.ndarray) -> None:
-        """Widen the bands to cover [first, last] per cell (0 = nothing to cover), if they do not already."""
+    def _cover(self, first: np.ndarray, last: np.ndarray, slack: float = 0.0) -> None:
+        """Widen the bands to cover [first, last] per cell (0 = nothing to cover), if they do not already;
+        a band that must widen grows by ``slack`` times its new width more on that side (within 1..n_ranks),
+        so that a stream of chunks rarely moves the counts again (see ``trimmed``)."""
         old_first, old_last = self.first, self.last
         f = np.where(old_first == 0, first, np.where(first == 0, old_first, np.minimum(old_first, first)))
         la = np.maximum(old_last, last)
-        if not (np.array_equal(f, old_first) and np.array_equal(la, old_last)):
-            self._reband(f.astype(np.int32), la.astype(np.int32))
+        grow_lo, grow_hi = (f > 0) & ((old_first == 0) | (f < old_first)), la > old_last
+        if not (grow_lo.any() or grow_hi.any()):
+            return
+        if slack:
+            pad = np.ceil(slack * (la - f + 1)).astype(np.int64)
+            f = np.where(grow_lo, np.maximum(1, f - pad), f)
+            la = np.where(grow_hi, np.minimum(self.n_ranks, la + pad), la)
+        self._reband(f.astype(np.int32), la.astype(np.int32))
 
     def add_ranks(self, ranks: np.ndarray) -> None:
-        """Count int ranks (row, city, field) in place."""
+        """Count int ranks (row, city, field) in place. A band that must widen takes some slack (zero
+        counts at its ends: ``trimmed`` removes them), so that a stream of chunks seldom moves the counts."""
         r2 = np.ascontiguousarray(ranks).reshape(len(ranks), len(self.first))
         if r2.shape[1] != len(self.first):
             raise ValueError(f"ranks have {r2.shape[1]} cells, the histogram {len(self.first)}")
         if not len(r2):
             return
         first, last = _extent(r2)
-        self._cover(first, last)
+        self._cover(first, last, SLACK)
         _scatter(r2, self.first, self.start, self.counts)
 
     def merge(self, other: RankHistogram) -> RankHistogram:
@@ -186,6 +196,9 @@ class RankHistogram:
         return self.counts / np.repeat(total, self.width)
 
 
+_CELL_BLOCK = 512
+
+
 @numba.njit(cache=True, nogil=True)
 def _extent(r2):  # pragma: no cover - compiled
     """First and last non-zero rank of every column of r2 (row, cell); 0, 0 for a column of zeros."""
@@ -205,12 +218,15 @@ def _extent(r2):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True)
 def _scatter(r2, first, start, counts):  # pragma: no cover - compiled
+    """Count r2 (row, cell) into the bands, cells in blocks whose bands stay in cache while all rows pass."""
     n_s, n = r2.shape
-    for s in range(n_s):
-        for c in range(n):
-            v = np.int64(r2[s, c])
-            if v > 0:
-                counts[start[c] + v - first[c]] += 1
+    for c0 in range(0, n, _CELL_BLOCK):
+        c1 = min(n, c0 + _CELL_BLOCK)
+        for s in range(n_s):
+            for c in range(c0, c1):
+                v = np.int64(r2[s, c])
+                if v > 0:
+                    counts[start[c] + v - first[c]] += 1
 
 
 @numba.njit(cache=True, nogil=True)

@@ -301,7 +301,7 @@ class Summary:
 
     def export(self) -> dict:
         """Everything but the plan as plain arrays and numbers (what a worker sends; see ``from_export``)."""
-        out = {"chunks": np.array(sorted(self.chunks), np.int64), "hist": self.hist.export(), "above": self.above,
+        out = {"chunks": np.array(sorted(self.chunks), np.int64), "hist": self.hist.trimmed().export(), "above": self.above,
                "n_stability": self.n_stability, "sums": {name: s.export() for name, s in self.sums.items()}}
         for name, per_field in self.dist.items():
             out[f"{name}_values"] = np.concatenate([v for v, _ in per_field])

@@ -112,7 +112,8 @@ def finalise(path: Path, rank_count: np.ndarray | RankHistogram) -> None:
     if "rank_count" in g:
         g["rank_count"][...] = rank_count.dense() if isinstance(rank_count, RankHistogram) else rank_count
     else:
-        write_bands(g, "rank_count", rank_count, rank_count.counts)
+        hist = rank_count.trimmed()
+        write_bands(g, "rank_count", hist, hist.counts)
     g.attrs.update({"complete": 1, "finished": datetime.now(UTC).isoformat(timespec="seconds")})
     zarr.consolidate_metadata(str(path))
 

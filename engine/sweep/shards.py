@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..stats.summary import SHARD_BYTES, Plan, sums_bytes
-from .gather import _wait_pinned
+from .gather import _wait_pinned, raise_errors
 from .job import Job
 from .tasks import absorb, compute_chunk, finish_shard, shard_chunks, share_chunk, share_of
 
@@ -60,16 +60,19 @@ def complete_shards(client, job: Job, absorbs: list, tag: str, computed: set[int
     """Wait for the shares in flight, then recompute and share the chunks the shards still miss (those of
     an earlier session); a clear error if an owner left."""
     _wait_pinned(client, absorbs, list(job.shards))
+    raise_errors(absorbs)
     if any(f.status != "finished" for f in absorbs):
         raise UserError(LOST)
     missing = sorted(set(range(job.n_chunks)) - computed)
     more = [a for k in missing for a in submit_chunk(client, job, k, tag, compute=False)[1]]
     _wait_pinned(client, more, list(job.shards))
+    raise_errors(more)
     if any(f.status != "finished" for f in more):
         raise UserError(LOST)
     held = [client.submit(shard_chunks, job, j, workers=[w], allow_other_workers=False, pure=False,
                           key=f"held-{tag}-{j}") for j, w in enumerate(job.shards)]
     _wait_pinned(client, held, list(job.shards))
+    raise_errors(held)
     if any(f.status != "finished" or f.result() != list(range(job.n_chunks)) for f in held):
         raise UserError(LOST)
 
@@ -79,6 +82,7 @@ def finish_shards(client, job: Job, tag: str, conf: float) -> dict[str, dict]:
     finishing = [client.submit(finish_shard, job, j, conf, workers=[w], allow_other_workers=False, pure=False,
                                key=f"finish-shard-{tag}-{j}") for j, w in enumerate(job.shards)]
     _wait_pinned(client, finishing, list(job.shards))
+    raise_errors(finishing)
     if any(f.status != "finished" for f in finishing):
         raise UserError(LOST)
     parts = client.gather(finishing)
