@@ -10,7 +10,7 @@ ENGINE = Path(__file__).resolve().parents[1] / "engine"
 
 # Bottom to top: each room may import the rooms listed before it (and itself).
 FLOORS = ["errors", "data", "methods", "kernel", "spec", "design", "validate", "stats", "store", "clusters",
-          "sweep", "analysis", "reporting", "report", "pipeline", "cli"]
+          "sweep", "analysis", "reporting", "pipeline", "cli"]
 
 
 def _room(module: str) -> str | None:

@@ -35,7 +35,7 @@ def hist_quantile(counts: np.ndarray, q: float) -> np.ndarray:
 def rank_statistics(counts: RankHistogram | np.ndarray, nominal_rank: np.ndarray,
                     dense: bool | None = None) -> dict[str, tuple]:
     """Per (city, field) statistics from rank histograms ``counts`` (a :class:`RankHistogram`, or dense
-    counts (city, field, rank)). The rank probabilities are ``rank_prob(city, field, rank)`` when
+    counts (city, field, rank_value)). The rank probabilities are ``rank_prob(city, field, rank_value)`` when
     ``dense`` (default: when the store keeps dense histograms, ``dense_fits``), else the same numbers over
     each cell's band of ranks: ``rank_prob_values(rank_band)`` with ``rank_prob_first``, ``_start`` and
     ``_width`` (city, field) (see :func:`rank_prob`)."""
@@ -44,7 +44,7 @@ def rank_statistics(counts: RankHistogram | np.ndarray, nominal_rank: np.ndarray
     q05, med, q95 = st["quantiles"]
     cf = ("city", "field")
     out = {
-        "rank_nominal": (cf, nominal_rank.astype(np.int16)),
+        "nominal_rank": (cf, nominal_rank.astype(np.int16)),
         "rank_mean": (cf, st["mean"]), "rank_median": (cf, med), "rank_q05": (cf, q05), "rank_q95": (cf, q95),
         "rank_interval_width": (cf, q95 - q05),
         "rank_median_shift": (cf, np.abs(nominal_rank - med)),
@@ -53,7 +53,7 @@ def rank_statistics(counts: RankHistogram | np.ndarray, nominal_rank: np.ndarray
         "rank_prob_max": (cf, st["max_prob"]),
     }
     if dense if dense is not None else dense_fits(*hist.shape):
-        out["rank_prob"] = ((*cf, "rank"), hist.dense() / np.maximum(st["total"], 1)[..., None])
+        out["rank_prob"] = ((*cf, "rank_value"), hist.dense() / np.maximum(st["total"], 1)[..., None])
     else:
         hist = hist.trimmed()
         out.update(band_variables("rank_prob", hist, hist.probabilities()))
