@@ -170,7 +170,7 @@ def test_first_problem_column_in_field_then_indicator_order(tmp_path):
     rows = full(value=lambda c, f, i: "" if c == 1 else 1 + c + i)
     assert message(tmp_path, rows).startswith("t: city b has no value in any field")
     rows = full(value=lambda c, f, i: "inf" if (c, f, i) == (2, 1, 2) else 1 + c + i)
-    assert message(tmp_path, rows).startswith("t: value holds infinite numbers")
+    assert message(tmp_path, rows).startswith("t: the value of city c, field G, indicator z is infinite")
 
 
 def test_parquet_numbers_and_text(tmp_path):
