@@ -13,7 +13,7 @@ from .analysis import open_analysis, summary_table, write_summary
 from .clusters import BackgroundCluster, preflight
 from .reporting import report
 from .spec import Spec
-from .store import open_store, read_attrs
+from .store import lock_path, open_store, read_attrs
 from .sweep import default_out, sweep
 from .sweep.core import check_out
 from .validate import check_run_options, check_target, load
@@ -39,7 +39,7 @@ def run_cli(args) -> int:
     check_run_options(spec, until_ci=args.until_ci, max_doublings=args.max_doublings, workers=args.workers)
     new = not args.resume and (args.overwrite or not out.exists())
     check_target(spec, out, "--out" if args.out else None, new=new)
-    if out.exists():
+    if out.exists() and not lock_path(out).exists():  # a locked store: the sweep's lock says who holds it
         check_out(out, spec, args.resume, args.overwrite)
     where = dict(cluster=args.cluster, scheduler=args.scheduler, scheduler_file=args.scheduler_file,
                  workers=args.workers)
