@@ -69,6 +69,12 @@ class Prepared:
 
 def evaluate(prep: Prepared, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
     """Scores float32 and ranks int16, both (scenario, city, field + overall)."""
+    scores = scores_only(prep, batch)
+    return scores, competition_rank(scores, axis=1)
+
+
+def scores_only(prep: Prepared, batch: Batch) -> np.ndarray:
+    """The scores of :func:`evaluate` (float32 (scenario, city, field + overall)), without ranking them."""
     tree = prep.tree
     n_city = prep.ds.sizes["city"]
     scores = np.empty((len(batch), n_city, tree.n_fld + 1), dtype=np.float32)
@@ -77,7 +83,7 @@ def evaluate(prep: Prepared, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
         rows = np.flatnonzero(combo == key)
         p, m = batch.preps[key // len(batch.methods)], batch.methods[key % len(batch.methods)]
         scores[rows] = _scores(prep, p, m, batch.weights[rows])
-    return scores, competition_rank(scores, axis=1)
+    return scores
 
 
 def _scores(prep: Prepared, p: Prep, method: str, w: np.ndarray) -> np.ndarray:
