@@ -9,7 +9,15 @@ Measured in one run (the machine is shared: compare the ratios):
 * throughput with 1 and 2 workers;
 * peak RSS of the client and of each worker at N = 2^12, 2^14, 2^16.
 
-Usage: python bench/bench_sweep.py [--quick]
+``--large``: the large size instead (2000 cities x 20 fields x 50 indicators in 5 groups, a SYNTHETIC
+seeded dataset from bench/large_data.py; 27 factors: 5 group weights, 20 field weights, normalisation,
+aggregation): the simple limit (one matmul + one argsort over cities, one core), the kernel-only and
+kernel + summaries rates, the Dask + zarr + summary overhead, `rankstab run` with 2 workers (Monte Carlo
+n = 2048, store full and summary; Sobol N = 128 first order, store full and summary) and peak RSS at
+Monte Carlo n = 1024, 4096, 16384 and for the Sobol runs. ``--large-quick``: the same at small n.
+
+Usage: python bench/bench_sweep.py [--quick | --large | --large-quick]   (run it with `nice`: the machine
+is shared)
 """
 
 from __future__ import annotations
@@ -68,12 +76,13 @@ def kernel_only(spec: Spec, summarise: bool = False) -> float:
     return spec.n_scenarios / (time.perf_counter() - t)
 
 
-def warm_sweep(spec_path: Path, out: Path, workers: int) -> float:
-    """Seconds of `engine.run` (sweep, store, analysis) on an up-and-running cluster of ``workers``."""
+def warm_sweep(spec_path: Path, out: Path, workers: int, warm_up: Path | None = None) -> float:
+    """Seconds of `engine.run` (sweep, store, analysis) on an up-and-running cluster of ``workers``, after a
+    warm-up run (of ``warm_up``, a smaller spec, if given)."""
     from engine.clusters import connect
 
     with connect("local", workers=workers) as client:
-        run(spec_path, out=out, client=client, overwrite=True)  # warm-up: imports, numba caches
+        run(warm_up or spec_path, out=out, client=client, overwrite=True)  # warm-up: imports, numba caches
         t = time.perf_counter()
         run(spec_path, out=out, client=client, overwrite=True)
         return time.perf_counter() - t
@@ -87,8 +96,9 @@ def cli_run(spec: Path, out: Path, workers: int, analyze: bool) -> tuple[float, 
     return time.perf_counter() - t, res.stdout
 
 
-def peak_rss(spec_path: Path, out: Path) -> tuple[float, list[float]]:
-    """Peak RSS (MB) of the client process and of each worker for one run (a fresh process)."""
+def peak_rss(spec_path: Path, out: Path) -> tuple[float, list[float], float]:
+    """Peak RSS (MB) of the client process and of each worker for one run (a fresh process), and its
+    wall time (s)."""
     code = f"""
 import json
 from engine.analysis import write_summary
@@ -99,24 +109,143 @@ def hwm():  # VmHWM (kB): unlike ru_maxrss, not inherited across fork + exec fro
     return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
 
 if __name__ == "__main__":
+    import time
+    t = time.perf_counter()
     with connect("local", workers=2) as c:
         sweep({str(spec_path)!r}, out={str(out)!r}, client=c, overwrite=True, analyse=write_summary)  # as `rankstab run`
         w = c.run(hwm)
-    print(json.dumps([hwm(), list(w.values())]))
+    print(json.dumps([hwm(), list(w.values()), time.perf_counter() - t]))
 """
     script = out.parent / "peak_rss.py"  # a file, not -c: the local workers' forkserver imports the main module
     script.write_text(code)
     res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
     import json
 
-    client, workers = json.loads(res.stdout.strip().splitlines()[-1])
-    return client / 1024, [w / 1024 for w in workers]
+    client, workers, wall = json.loads(res.stdout.strip().splitlines()[-1])
+    return client / 1024, [w / 1024 for w in workers], wall
+
+
+LARGE_SPEC = """# SYNTHETIC benchmark spec: random data from bench/large_data.py (describes no real city)
+name = "large-{kind}-{n}-{store}"
+store = "{store}"
+[dataset]
+path = "{data}/values.csv"
+meta = "{data}/meta.toml"
+[nominal]
+normalisation = "minmax:1,100"
+aggregation = "arithmetic"
+[design]
+kind = "{kind}"
+n = {n}
+seed = 1
+second_order = false
+chunk = 0
+[[factor]]
+kind = "weight"
+level = "group"
+range = 0.5
+[[factor]]
+kind = "weight"
+level = "field"
+range = 0.25
+[[factor]]
+name = "normalisation"
+kind = "normalisation"
+choices = ["minmax:1,100", "distance_to_leader", "rank"]
+[[factor]]
+name = "aggregation"
+kind = "aggregation"
+choices = ["arithmetic", "geometric"]
+"""
+
+
+def large_spec(tmp: Path, kind: str, n: int, store: str = "full") -> Path:
+    p = tmp / f"large-{kind}-{n}-{store}.toml"
+    p.write_text(LARGE_SPEC.format(kind=kind, n=n, store=store, data=tmp / "data"))
+    return p
+
+
+def simple_limit(spec: Spec, repeat: int = 5) -> float:
+    """Scenarios per second on one core of one matmul (city*field, indicator) @ (indicator, 64 scenarios)
+    plus one argsort over cities of its output (the issue's "simple limit"; median of ``repeat``)."""
+    import numpy as np
+
+    prep = Prepared(spec.ds)
+    x = prep.data(spec.nominal.prep)
+    n_c, n_f, n_i = x.shape
+    x = np.ascontiguousarray(x.reshape(n_c * n_f, n_i))
+    w = np.random.default_rng(0).random((n_i, 64))
+    times = []
+    for _ in range(repeat + 1):
+        t = time.perf_counter()
+        y = x @ w
+        np.argsort(y.reshape(n_c, n_f * 64).T, axis=1)
+        times.append(time.perf_counter() - t)
+    return 64 / float(np.median(times[1:]))
+
+
+def large(quick: bool) -> None:
+    """The large size (see the module docstring): ratios from one run."""
+    from large_data import write_large_dataset
+
+    tmp = Path(tempfile.mkdtemp(prefix="rankstab-bench-large-"))
+    try:
+        write_large_dataset(tmp / "data")
+        n_mc, n_sobol, scan = (256, 16, (256, 512, 1024)) if quick else (2048, 128, (1024, 4096, 16384))
+        mc = large_spec(tmp, "montecarlo", n_mc)
+        spec = Spec.from_toml(mc)
+        s = spec.ds.sizes
+        print(f"large size (SYNTHETIC data): {s['city']} cities x {s['field']} fields x {s['indicator']} indicators,"
+              f" {len(spec.factors)} factors; Monte Carlo n = {n_mc}")
+        limit = simple_limit(spec)
+        print(f"  simple limit, one core (one matmul + one argsort over cities): {limit:8,.0f} scenarios/s; "
+              f"2 cores: {2 * limit:8,.0f}")
+        rate_k = kernel_only(spec)
+        rate_t = kernel_only(spec, summarise=True)
+        print(f"  one core, no Dask, no zarr: kernel only {rate_k:8,.0f} scenarios/s ({rate_k / limit:.0%} of the "
+              f"limit); kernel + summaries {rate_t:8,.0f} scenarios/s")
+        t_warm = warm_sweep(mc, tmp / "w.zarr", 1, warm_up=large_spec(tmp, "montecarlo", 64))
+        t_sync = time.perf_counter()
+        run(mc, out=tmp / "y.zarr", synchronous=True, overwrite=True)
+        t_sync = time.perf_counter() - t_sync
+        shutil.rmtree(tmp / "y.zarr", ignore_errors=True)
+        shutil.rmtree(tmp / "w.zarr", ignore_errors=True)
+        print(f"  warm 1-worker cluster, sweep + store + analysis: {t_warm:.1f} s; the same job in this process: "
+              f"{t_sync:.1f} s")
+        print(f"  Dask + zarr + summary overhead over the kernel alone on one core: "
+              f"{t_warm * rate_k / n_mc - 1:+.0%} (summaries {rate_k / rate_t - 1:+.0%}, zarr writes + store + "
+              f"analysis finish {(t_sync - n_mc / rate_t) * rate_k / n_mc:+.0%}, Dask {t_warm / t_sync - 1:+.0%})")
+        for kind, n in (("montecarlo", n_mc), ("sobol", n_sobol)):
+            for store in ("full", "summary"):
+                p = large_spec(tmp, kind, n, store)
+                total = n if kind == "montecarlo" else n * (len(spec.factors) + 2)
+                t, _ = cli_run(p, tmp / "s.zarr", 2, analyze=True)
+                print(f"  rankstab run, 2 workers, {kind} n = {n} ({total:,} scenarios), store = {store}: {t:6.1f} s, "
+                      f"{total / t:7,.0f} scenarios/s = {total / t / (2 * limit):.0%} of 2 x the simple limit")
+                shutil.rmtree(tmp / "s.zarr", ignore_errors=True)
+        print("  peak RSS (MB): client, workers (one fresh `rankstab run`-equivalent process each)")
+        runs = [("montecarlo", n, "full") for n in scan] + [("sobol", n_sobol, st) for st in ("full", "summary")]
+        for kind, n, store in runs:
+            p = large_spec(tmp, kind, n, store)
+            client, workers, wall = peak_rss(p, tmp / "m.zarr")
+            total = n if kind == "montecarlo" else n * (len(spec.factors) + 2)
+            print(f"    {kind:10} n = {n:6} ({total:>7,} scenarios, store {store:7}): client "
+                  f"{client:6.0f}   workers " + " ".join(f"{w:6.0f}" for w in workers) + f"   ({wall:.0f} s)")
+            shutil.rmtree(tmp / "m.zarr", ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="N = 2^12 only, no memory scan")
+    ap.add_argument("--large", action="store_true", help="the large size (2000 x 20 x 50) instead of GTII")
+    ap.add_argument("--large-quick", action="store_true", help="the large size at small n (a check of the bench)")
     args = ap.parse_args()
+    if args.large or args.large_quick:
+        large(args.large_quick)
+        print(f"(bench process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
+        return
     tmp = Path(tempfile.mkdtemp(prefix="rankstab-bench-"))
     try:
         n = 2**12 if args.quick else 2**14
@@ -149,7 +278,7 @@ def main() -> None:
             print("peak RSS (MB): client, workers")
             for k in (12, 14, 16):
                 p = spec_file(tmp, 2**k)
-                client, workers = peak_rss(p, tmp / f"m{k}.zarr")
+                client, workers, _ = peak_rss(p, tmp / f"m{k}.zarr")
                 print(f"  N = 2^{k} ({Spec.from_toml(p).n_scenarios:>9,} scenarios): client {client:7.0f}   workers "
                       + " ".join(f"{w:6.0f}" for w in workers))
                 shutil.rmtree(tmp / f"m{k}.zarr", ignore_errors=True)

@@ -254,12 +254,17 @@ def nominal_row(spec: Spec) -> np.ndarray:
     return np.full(len(spec.factors), np.nan)
 
 
-def auto_chunk(spec: Spec, n_cities: int, n_fields: int, target_bytes: float = 16e6) -> int:
-    """Scenarios per task: about ``target_bytes`` of scores + ranks, in whole Saltelli blocks."""
+def auto_chunk(spec: Spec, n_cities: int, n_fields: int, target_bytes: float = 16e6, min_blocks: int = 8) -> int:
+    """Scenarios per task: about ``target_bytes`` of scores + ranks, in whole Saltelli blocks, and (automatic
+    chunks of a Sobol design) at least ``min_blocks`` blocks: each task's Sobol' sums pass once over the
+    bootstrap sums of every output (M x terms x resamples), so at large sizes a task of 1-2 blocks would be
+    bound by that memory traffic rather than by its arithmetic."""
     if spec.design.chunk:
         per = spec.design.chunk
     else:
         per = max(1, int(target_bytes // (n_cities * (n_fields + 1) * 6)))
+        if spec.design.kind == "sobol":
+            per = max(per, min_blocks * spec.block_size)
     block = spec.block_size
     per = max(block, per // block * block)
     return min(per, spec.n_scenarios)

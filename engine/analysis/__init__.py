@@ -11,8 +11,9 @@ from .analyze import (
            write_analysis,
            write_summary,
 )
-from .stability import RARE, TOPS, hist_quantile, rank_statistics
+from .stability import RARE, TOPS, hist_quantile, rank_prob, rank_statistics
 from .table import summary_table
 
-__all__ = ["RARE", "TOPS", "analyze", "analyze_cli", "build", "hist_quantile", "open_analysis", "rank_statistics",
+__all__ = ["RARE", "TOPS", "analyze", "analyze_cli", "build", "hist_quantile", "open_analysis", "rank_prob",
+           "rank_statistics",
            "summarise_store", "summary_table", "write_analysis", "write_summary"]

@@ -118,7 +118,7 @@ def build(store: xr.Dataset, summary: Summary, complete: bool = True, conf_level
     """The analysis dataset of a summary (see the module docstring for its variables); with the store's
     ``path``, also the SMAA-2 central weights and confidence factors (:mod:`engine.analysis.smaa`)."""
     plan = summary.plan
-    stats = rank_statistics(summary.rank_count, plan.nominal_rank)
+    stats = rank_statistics(summary.hist, plan.nominal_rank, plan.dense)
     out = xr.Dataset({k: v for k, v in stats.items()})
     n_stab = summary.n_stability
     for name in ("rbar", "spearman", "kendall"):
@@ -139,7 +139,7 @@ def build(store: xr.Dataset, summary: Summary, complete: bool = True, conf_level
         out = out.merge(sens)
         out.attrs.update(sens.attrs)
         # a rank that almost never moves has a tiny variance: its indices are unreliable and flagged
-        rare = (out["rank_prob"].max("rank_value") >= RARE) & ~out["constant"].sel(target="rank", drop=True)
+        rare = (out["rank_prob_max"] >= RARE) & ~out["constant"].sel(target="rank", drop=True)
         out["nearly_constant"] = rare
         st_conf = out["ST_conf"].where(~(rare & (out["target"] == "rank")))
         out.attrs["max_ST_conf"] = float(np.nanmax(st_conf.values))

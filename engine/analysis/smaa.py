@@ -24,13 +24,14 @@ import numpy as np
 import xarray as xr
 
 from ..design import decode, design_rows, exclude
-from ..kernel import Batch, Prepared, evaluate
+from ..kernel import Batch, Prepared, scores_only
 from ..spec import Spec
 from ..stats.summary import Summary
 from ..sweep import store_job
 from ..sweep.tasks import worker_state
 
-BATCH = 8192  # scenarios evaluated at once (rows x cells)
+BATCH = 8192  # scenarios evaluated at once (rows x cells) ...
+BATCH_BYTES = 2**26  # ... and at most this many bytes of their scores (large indices: 2000 cities x 21 fields)
 
 
 def smaa(path: Path, summary: Summary) -> xr.Dataset:
@@ -78,7 +79,8 @@ def confidence_factors(spec: Spec, prep: Prepared, schemes: np.ndarray, central:
     city, fld = cells // n_f, cells % n_f
     w_cells = central.reshape(-1, n_nodes)[cells]
     hits = np.zeros(len(cells), np.int64)
-    step = max(1, BATCH // len(cells))
+    per = n_c * n_f * 4  # float32 scores of one evaluation
+    step = max(1, min(BATCH, BATCH_BYTES // per) // len(cells))
     for start in range(0, len(rows), step):
         r = rows[start:start + step]
         x = design_rows(spec, int(r[0]), int(r[-1]) + 1)[r - r[0]]
@@ -87,9 +89,9 @@ def confidence_factors(spec: Spec, prep: Prepared, schemes: np.ndarray, central:
         weights = exclude(prep.tree, np.repeat(w_cells, n, axis=0), np.tile(dec.choices["excluded"], len(cells)))
         b = dec.batch
         batch = Batch(b.preps, np.tile(b.prep_idx, len(cells)), b.methods, np.tile(b.method_idx, len(cells)), weights)
-        _, ranks = evaluate(prep, batch)
-        ranks = ranks.reshape(len(cells), n, n_c, n_f)
-        hits += (ranks[np.arange(len(cells))[:, None], np.arange(n)[None, :], city[:, None], fld[:, None]] == 1
-                 ).sum(axis=1)
+        scores = scores_only(prep, batch).reshape(len(cells), n, n_c, n_f)
+        own = scores[np.arange(len(cells))[:, None], np.arange(n)[None, :], city[:, None], fld[:, None]]
+        best = np.fmax.reduce(scores[np.arange(len(cells))[:, None], np.arange(n)[None, :], :, fld[:, None]], axis=-1)
+        hits += (own == best).sum(axis=1)  # rank 1 (ties share it): no higher score; NaN (no score) is never equal
     out.reshape(-1)[cells] = hits / len(rows)
     return out

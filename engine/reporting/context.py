@@ -67,7 +67,7 @@ class Context:
         shown = flds
         if len(flds) == 2 and flds[-1] == "overall":
             single = flds[0]
-            same = np.array_equal(a["rank_prob"].sel(field=single).values, a["rank_prob"].sel(field="overall").values)
+            same = np.array_equal(_rank_prob(a, single), _rank_prob(a, "overall"))
             if same:
                 shown = ["overall"]
                 label["overall"] = f"overall (= {single}, the only field)"
@@ -102,6 +102,11 @@ class Context:
     def name(self, city) -> str:
         return self.city_name.get(str(city), str(city))
 
+    def rank_prob(self, fld: str, cities: np.ndarray | None = None) -> np.ndarray:
+        """P(rank = r) (city, rank) in a field for the given city indices (default all): the analysis' dense
+        ``rank_prob`` or its band layout (large indices)."""
+        return _rank_prob(self.a, fld, cities)
+
     def order(self, fld: str) -> np.ndarray:
         """City indices by nominal rank in a field (unscored cities last), ties by median rank."""
         nom = self.a["nominal_rank"].sel(field=fld).values.astype(float)
@@ -126,7 +131,7 @@ class Context:
         so their Sobol indices are noise): the analysis's ``nearly_constant`` when it has one."""
         if "nearly_constant" in self.a:
             return self.a["nearly_constant"].sel(field=fld).values.astype(bool)
-        held = self.a["rank_prob"].sel(field=fld).max("rank_value").values >= self.rare_share
+        held = self.rank_prob(fld).max(axis=1) >= self.rare_share
         return held & ~self.constant(fld)
 
     def unreliable(self, fld: str) -> np.ndarray:
@@ -166,3 +171,9 @@ def open_analysis(path: Path) -> xr.Dataset | None:
         return xr.open_zarr(str(path), group="analysis", consolidated=False, chunks=None)
     except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError, zarr.errors.NodeNotFoundError):
         return None
+
+
+def _rank_prob(a: xr.Dataset, fld: str, cities: np.ndarray | None = None) -> np.ndarray:
+    from ..analysis.stability import rank_prob
+
+    return rank_prob(a, fld, cities)

@@ -231,7 +231,7 @@ def acceptability(ctx: Context, fld: str):
     """The rank-acceptability matrix P(rank = r) of the top cities of a field, nominal ranks boxed."""
     a = ctx.a.sel(field=fld)
     order = ctx.order(fld)[:min(TOP_ACCEPT, ctx.a.sizes["city"])]
-    P = a["rank_prob"].values[order] * 100
+    P = ctx.rank_prob(fld, order) * 100
     nz = np.nonzero((P >= 0.5).any(axis=0))[0]
     R = int(min(max(nz.max() + 1 if nz.size else len(order), len(order)), P.shape[1]))
     P = P[:, :R]

@@ -72,7 +72,7 @@ def summary(ctx: Context) -> list[Markup]:
     ov = a.sel(field="overall")
     order = ctx.order("overall")
     cities = a["city"].values
-    prob = ov["rank_prob"].values
+    prob = ctx.rank_prob("overall")
     width = ov["rank_interval_width"].values
     nom = ov["nominal_rank"].values.astype(int)
     med = ov["rank_median"].values
@@ -175,7 +175,7 @@ def _nominal_outside(ctx: Context) -> str:
 def _smaa_sentence(ctx: Context) -> str:
     """SMAA-2: who ranks first overall, how often, and how confidently with its central weights."""
     ov = ctx.a.sel(field="overall")
-    first = ov["rank_prob"].values[:, 0]
+    first = ctx.rank_prob("overall")[:, 0]
     conf = ov["confidence_factor"].values
     lead = [i for i in np.argsort(-first, kind="stable") if first[i] > 0][:3]
     if not lead:

@@ -31,6 +31,8 @@ _CHUNK_TERMS = 4096  # outputs per chunk × terms per output: rows of one matmul
 _BLOCK_BYTES = 32 * 2**20  # scratch for one block of base samples × one chunk of outputs
 _EXACT32 = 2.0**24  # integers below this add exactly in float32
 _FLOAT_MASS = 4096.0  # float outputs: float32 running sums cover at most this many resampled base samples
+_INT32 = 2.0**31 - 1  # compact integer sums stay int32 while every bound is below this
+_RESULT_BYTES = 64 * 2**20  # float64 scratch for finishing one chunk of outputs
 
 
 def sobol_problem(names: list[str], groups: list[str] | None = None) -> dict:
@@ -187,7 +189,7 @@ class SobolSums:
 
     def __init__(self, M: int, D: int, n: int, *, second_order: bool = False, design_second_order: bool | None = None,
                  num_resamples: int = 100, seed: int | None = 0, shift: npt.ArrayLike = 0.0, integer: bool = False,
-                 dtype: npt.DTypeLike = np.float32, chunk_outputs: int | None = None) -> None:
+                 dtype: npt.DTypeLike = np.float32, chunk_outputs: int | None = None, compact: bool = False) -> None:
         design_so = second_order if design_second_order is None else design_second_order
         if second_order and not design_so:
             raise ValueError("second-order indices need a design sampled with second order")
@@ -209,6 +211,10 @@ class SobolSums:
         self.acc: np.ndarray | None = None
         self.load = np.zeros(M)
         self.bound = np.zeros(M)
+        # ``compact``: no float64 sums and no separate accumulator, for many outputs (half the memory or
+        # less): ``boot`` holds int32 sums of integer outputs (exact; widened to float64 should a bound
+        # reach 2^31) and float32 sums of float outputs (they only feed the confidence intervals).
+        self.compact = compact
 
     def __getstate__(self) -> dict:
         """Compact for transfer between processes, in one pass: the bootstrap sums as int32 (integer outputs
@@ -255,6 +261,27 @@ class SobolSums:
             self.boot = self.boot.astype(np.float64)
         return self.boot
 
+    def _boot_compact(self, sl: slice = slice(None), need: np.ndarray | float = 0.0) -> np.ndarray:
+        """The compact bootstrap sums (allocated), widened to float64 before an int32 sum of outputs ``sl``
+        could overflow by ``need`` more."""
+        if self.boot is None:
+            self.boot = np.zeros((self.M, self.T, self.R), np.int32 if self.integer else self.dtype)
+        elif not self.boot.flags.writeable:
+            self.boot = self.boot.copy()
+        if self.boot.dtype == np.int32 and float(np.max(self.bound[sl] + need, initial=0.0)) >= _INT32:
+            self.boot = self.boot.astype(np.float64)
+        return self.boot
+
+    def _add_boot(self, target: np.ndarray, counts: np.ndarray, terms: np.ndarray, scratch: np.ndarray) -> None:
+        """target (K, R) += terms (K, nb) @ counts (nb, R): in place when the dtypes agree, else through a
+        zeroed ``scratch`` (K, R) in the terms' dtype (exact for integers in range)."""
+        if target.dtype == terms.dtype:
+            _accumulate(counts, terms, target)
+            return
+        scratch[...] = 0
+        _accumulate(counts, terms, scratch)
+        np.add(target, scratch, out=target, casting="unsafe")
+
     def flush(self, sl: slice = slice(None)) -> None:
         """Add the in-place accumulator of outputs ``sl`` into the float64 bootstrap sums."""
         if self.acc is None or not self.load[sl].any():
@@ -283,7 +310,8 @@ class SobolSums:
         big = np.maximum(np.abs(lo), np.abs(hi))
         zbuf = np.empty(chunk * step * block)
         tbufs: dict[np.dtype, np.ndarray] = {}  # scratch for the terms, per dtype
-        if self.acc is None:
+        sbufs: dict[np.dtype, np.ndarray] = {}  # compact: scratch for one chunk's bootstrap sums
+        if self.acc is None and not self.compact:
             self.acc = np.zeros((M, T, R), self.dtype)
         for i0 in range(0, nb_all, block):
             nb = min(block, nb_all - i0)
@@ -299,10 +327,10 @@ class SobolSums:
                 c = min(chunk, M - c0)
                 sl = slice(c0, c0 + c)
                 direct = self.integer and float(need[sl].max()) >= limit  # too big for float32: float64 sums
-                if not direct and float((self.load[sl] + need[sl]).max()) >= limit:
+                if not direct and not self.compact and float((self.load[sl] + need[sl]).max()) >= limit:
                     self.flush(sl)
                 dtype = np.dtype(np.float64) if direct else self.dtype
-                target = self._boot64() if direct else self.acc
+                target = self._boot_compact(sl, need[sl]) if self.compact else self._boot64() if direct else self.acc
                 if dtype not in as_dtype:
                     as_dtype[dtype] = np.ascontiguousarray(block_counts, dtype=dtype)
                 counts = as_dtype[dtype]
@@ -312,8 +340,13 @@ class SobolSums:
                 tb = tbufs[dtype][: c * T * nb].reshape(c * T, nb)
                 _fill_terms(Y, i0, c0, self.shift[sl], D, step, self.second_order, zb, tb.reshape(c, T, nb),
                             self.part[sl])
-                _accumulate(counts, tb, target[sl].reshape(c * T, R))
-                (self.bound if direct else self.load)[sl] += need[sl]
+                if self.compact:
+                    if dtype not in sbufs:
+                        sbufs[dtype] = np.empty(chunk * T * R, dtype)
+                    self._add_boot(target[sl].reshape(c * T, R), counts, tb, sbufs[dtype][: c * T * R].reshape(c * T, R))
+                else:
+                    _accumulate(counts, tb, target[sl].reshape(c * T, R))
+                (self.bound if direct or self.compact else self.load)[sl] += need[sl]
 
     def merge(self, other: SobolSums) -> SobolSums:
         """Add another instance's sums (same outputs, design and resamples) into this one."""
@@ -329,7 +362,9 @@ class SobolSums:
         self.total2 += other.total2
         self.lo, self.hi = np.minimum(self.lo, other.lo), np.maximum(self.hi, other.hi)
         self.part += other.part
-        if other.boot is not None:
+        if other.boot is not None and getattr(self, "compact", False):
+            np.add(self._boot_compact(), other.boot, out=self.boot, casting="unsafe")
+        elif other.boot is not None:
             self._boot64()[...] += other.boot
         return self
 
@@ -366,18 +401,28 @@ class SobolSums:
         mean = self.part[:, 0] / (2 * self.n)
         ok = varying & (self.part[:, 1] / (2 * self.n) - mean * mean > _EPS * var_all)
         s1, st, s2 = (e[..., 0] for e in self._estimates(self.part[:, :, None], mu, var_all, ok))
-        boot = self._boot64()
-        b1, bt, b2 = self._estimates(boot, mu, var_all, ok)
         q = statistics.NormalDist().inv_cdf(0.5 + conf_level / 2)
-        out = {"S1": s1.T.copy(), "ST": st.T.copy(), "S1_conf": q * b1.std(axis=-1, ddof=1).T,
-               "ST_conf": q * bt.std(axis=-1, ddof=1).T, "constant": ~ok}
+        out = {"S1": s1.T.copy(), "ST": st.T.copy(), "S1_conf": np.empty((D, M)), "ST_conf": np.empty((D, M)),
+               "constant": ~ok}
+        P = D * (D - 1) // 2 if self.second_order else 0
+        s2_conf = np.empty((P, M))
+        if keep_resamples:
+            out["S1_conf_all"], out["ST_conf_all"] = np.empty((self.R, D, M)), np.empty((self.R, D, M))
+        boot = self._boot64() if self.boot is None else self.boot
+        step = max(1, _RESULT_BYTES // (8 * self.T * self.R))  # outputs per chunk: float64 scratch bounded
+        for m0 in range(0, M, step):
+            sl = slice(m0, min(M, m0 + step))
+            b1, bt, b2 = self._estimates(boot[sl].astype(np.float64, copy=False), mu[sl], var_all[sl], ok[sl])
+            out["S1_conf"][:, sl] = q * b1.std(axis=-1, ddof=1).T
+            out["ST_conf"][:, sl] = q * bt.std(axis=-1, ddof=1).T
+            s2_conf[:, sl] = q * b2.std(axis=-1, ddof=1).T
+            if keep_resamples:
+                out["S1_conf_all"][:, :, sl], out["ST_conf_all"][:, :, sl] = b1.transpose(2, 1, 0), bt.transpose(2, 1, 0)
         if self.second_order:
             j, k = np.triu_indices(D, 1)
             out["S2"], out["S2_conf"] = np.full((D, D, M), np.nan), np.full((D, D, M), np.nan)
             out["S2"][j, k] = s2.T
-            out["S2_conf"][j, k] = q * b2.std(axis=-1, ddof=1).T
-        if keep_resamples:
-            out["S1_conf_all"], out["ST_conf_all"] = b1.transpose(2, 1, 0), bt.transpose(2, 1, 0)
+            out["S2_conf"][j, k] = s2_conf
         return out
 
 

@@ -3,7 +3,8 @@
 Each sweep task adds its chunk's scores and ranks to the summary held by its worker process, so the
 analysis needs no second pass over the store. A summary holds, over the chunks it has seen:
 
-* the rank histogram count(city, field, rank) and, for the top cities, how often a ranks above b;
+* the rank histogram count(city, field, rank) (:class:`~engine.stats.rankhist.RankHistogram`: exact, over
+  the band of ranks each city takes) and, for the top cities, how often a ranks above b;
 * the exact distributions, per field, of R-bar, Spearman and Kendall over the stability rows (Monte
   Carlo: every row; Sobol: the A and B rows), as distinct values with counts: these statistics take few
   distinct values (R-bar is a multiple of 1/cities, the correlations are functions of integer sums), so
@@ -23,6 +24,7 @@ they do not depend on which worker saw which chunk; score sums are float64 (last
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 
 import numba
@@ -32,6 +34,7 @@ import xarray as xr
 from ..design import stability_rows
 from .given_run import GivenConfig, GivenData
 from .rankcorr import rank_correlations
+from .rankhist import RankHistogram, dense_fits
 from .sobol import SobolSums
 
 TOP_PAIRS = 10  # pairwise probabilities for this many top cities (by nominal overall rank)
@@ -90,6 +93,7 @@ class Plan:
     num_resamples: int
     seed: int
     n_nodes: int = 0  # weights per scenario; 0: no central-weight sums
+    layout: str = ""  # the store's rank_count_layout ("dense" or "band"; "" = by size)
 
     given: GivenConfig | None = None  # Monte Carlo: how the given-data sums bin and class (see stats.given)
 
@@ -99,11 +103,17 @@ class Plan:
         return cls(store["nominal_rank"].values.astype(np.int64), store["nominal_score"].values.astype(np.float32),
                    a["design_kind"], int(a["n_scenarios"]), int(a["chunk"]), int(a["block_size"]), int(a["design_n"]),
                    len(json.loads(a["factor_groups"])), bool(a["second_order"]),
-                   int(num_resamples or a.get("num_resamples", 100)), seed + 1, int(store.sizes.get("node", 0)))
+                   int(num_resamples or a.get("num_resamples", 100)), seed + 1, int(store.sizes.get("node", 0)),
+                   a.get("rank_count_layout", "dense"))
 
     @property
     def sobol(self) -> bool:
         return self.kind == "sobol"
+
+    @property
+    def dense(self) -> bool:
+        """Whether the store keeps dense rank histograms (per chunk and in total): small indices only."""
+        return self.layout == "dense" if self.layout else dense_fits(*self.nominal_rank.shape)
 
     @property
     def top(self) -> np.ndarray:
@@ -194,15 +204,67 @@ def merge_cells(cells: np.ndarray, sums: np.ndarray) -> tuple[np.ndarray, np.nda
     return cells[starts], np.add.reduceat(sums, starts, axis=0)
 
 
+def sobol_kw(plan: Plan) -> dict:
+    return dict(D=plan.n_groups, n=plan.n_base, second_order=plan.second_order, num_resamples=plan.num_resamples,
+                seed=plan.seed)
+
+
+def sobol_sums(plan: Plan, lo: int, hi: int, compact: bool = False) -> dict[str, SobolSums]:
+    """Sobol' sums of the rank and score outputs [lo, hi) (cells city * fields + field)."""
+    kw = dict(sobol_kw(plan), compact=compact)
+    return {"rank": SobolSums(hi - lo, shift=plan.nominal_rank.ravel()[lo:hi], integer=True, **kw),
+            "score": SobolSums(hi - lo, shift=plan.nominal_score.ravel()[lo:hi], **kw)}
+
+
+def output_slice(n_outputs: int, part: int, parts: int) -> tuple[int, int]:
+    """Outputs of share ``part`` of ``parts`` (contiguous, near-equal; as ``SobolSums.slice_export``)."""
+    return (n_outputs * part) // parts, (n_outputs * (part + 1)) // parts
+
+
+SHARD_BYTES = 2**28  # shard the rank and score Sobol' sums over the workers above this size (float64)
+
+
+def sums_bytes(plan: Plan) -> int:
+    """Bytes of the float64 bootstrap sums of every rank and score output (what sharding divides)."""
+    D = plan.n_groups
+    T = 2 + 3 * D + (D + D * (D - 1) // 2 if plan.second_order else 0)
+    return 2 * plan.nominal_rank.size * T * plan.num_resamples * 8
+
+
+class SobolShard:
+    """One worker's share of a sharded sweep's Sobol' sums: the rank and score outputs [lo, hi) of every
+    chunk, whichever worker computed it (compact sums: see ``SobolSums``). Chunks count once."""
+
+    def __init__(self, plan: Plan, part: int, parts: int) -> None:
+        self.plan, self.part, self.parts = plan, part, parts
+        self.lo, self.hi = output_slice(plan.nominal_rank.size, part, parts)
+        self.sums = sobol_sums(plan, self.lo, self.hi, compact=True)
+        self.chunks: set[int] = set()
+        self.lock = threading.Lock()  # tasks of one worker may run in several threads
+
+    def add(self, k: int, first: int, ranks: np.ndarray, scores: np.ndarray) -> None:
+        """Add chunk ``k``'s rank and score outputs of this share (rows, hi - lo), from base sample ``first``."""
+        if k in self.chunks:
+            return
+        self.sums["rank"].add(ranks, first)
+        self.sums["score"].add(scores, first)
+        self.chunks.add(k)
+
+    def result(self, conf_level: float) -> dict[str, dict]:
+        return {name: s.result(conf_level) for name, s in self.sums.items()}
+
+
 class Summary:
     """The analysis state of a set of chunks; see the module docstring."""
 
-    def __init__(self, plan: Plan, sobol: bool = True) -> None:
+    def __init__(self, plan: Plan, sobol: bool = True, sharded: bool = False) -> None:
+        """``sobol``: hold Sobol' sums (Sobol designs); ``sharded``: only those of R-bar, the rank and score
+        outputs being summed by :class:`SobolShard` s (a sweep whose sums are too big for one process)."""
         self.plan = plan
         n_c, n_f = plan.nominal_rank.shape
         k = len(plan.top)
         self.chunks: set[int] = set()
-        self.rank_count = np.zeros((n_c, n_f, n_c), np.int64)
+        self.hist = RankHistogram.empty(n_c, n_f)
         self.above = np.zeros((n_f, k, k), np.int64)  # how often top city a ranks strictly above b
         self.n_stability = 0  # stability rows seen
         empty = (np.zeros(0), np.zeros(0, np.int64))
@@ -213,31 +275,27 @@ class Summary:
         self.results: dict[str, dict] = {}  # Sobol results already finished elsewhere (see engine.sweep)
         self.results_conf: float | None = None
         if plan.sobol and sobol:
-            kw = dict(D=plan.n_groups, n=plan.n_base, second_order=plan.second_order,
-                      num_resamples=plan.num_resamples, seed=plan.seed)
-            self.sums = {
-                "rank": SobolSums(n_c * n_f, shift=plan.nominal_rank.ravel(), integer=True, **kw),
-                "score": SobolSums(n_c * n_f, shift=plan.nominal_score.ravel(), **kw),
-                "rbar": SobolSums(n_f, integer=True, **kw),
-            }
+            self.sums = {"rbar": SobolSums(n_f, integer=True, **sobol_kw(plan))}
+            if not sharded:  # too big to shard here (one process): compact sums, half the memory
+                self.sums = {**sobol_sums(plan, 0, n_c * n_f, compact=sums_bytes(plan) > SHARD_BYTES), **self.sums}
         self.given = GivenData(plan.given) if plan.given is not None and not plan.sobol and sobol else None
 
     def add(self, k: int, scores: np.ndarray, ranks: np.ndarray, deviation: np.ndarray | None = None,
-            weights: np.ndarray | None = None, design: np.ndarray | None = None) -> np.ndarray:
+            weights: np.ndarray | None = None, design: np.ndarray | None = None) -> np.ndarray | None:
         """Add chunk ``k`` (its scores and ranks (scenario, city, field); its weights (scenario, node) for
-        the central weights; its design rows (scenario, factor) for the given-data sums); return its rank
-        histogram."""
+        the central weights; its design rows (scenario, factor) for the given-data sums); return its dense
+        rank histogram (city, field, rank) when the store keeps those (``Plan.dense``), else None."""
         plan = self.plan
         a, b = plan.bounds(k)
         if len(ranks) != b - a:
             raise ValueError(f"chunk {k} has {b - a} scenarios, got {len(ranks)}")
         stab = stability_rows(np.arange(a, b), plan.kind, plan.block_size) - a
         r_stab = ranks[stab]
-        hist = rank_histogram(r_stab)
+        hist = rank_histogram(r_stab) if plan.dense else None
         if k in self.chunks:
             return hist  # already counted (a task run twice on this worker)
         dev = rank_deviation(ranks, plan.nominal_rank) if deviation is None else deviation
-        self.rank_count += hist
+        self.hist.add_ranks(r_stab)
         top = r_stab[:, plan.top, :].astype(np.int16)
         self.above += (top[:, :, None, :] < top[:, None, :, :]).sum(axis=0).transpose(2, 0, 1)
         spearman, kendall = correlations(r_stab, plan.nominal_rank)
@@ -251,8 +309,9 @@ class Summary:
                                                             np.concatenate([self.first_wsum, wsum]))
         if self.sums:
             first = a // plan.block_size
-            self.sums["rank"].add(ranks.reshape(len(ranks), -1), first)
-            self.sums["score"].add(scores.reshape(len(scores), -1), first)
+            if "rank" in self.sums:
+                self.sums["rank"].add(ranks.reshape(len(ranks), -1), first)
+                self.sums["score"].add(scores.reshape(len(scores), -1), first)
             self.sums["rbar"].add(dev, first)
         if self.given is not None:
             if design is None:
@@ -266,7 +325,7 @@ class Summary:
         if other.chunks & self.chunks:
             return False
         self.chunks |= other.chunks
-        self.rank_count += other.rank_count
+        self.hist.merge(other.hist)
         self.above += other.above
         self.n_stability += other.n_stability
         for name in STATS:
@@ -281,7 +340,8 @@ class Summary:
 
     def export(self) -> dict:
         """Everything but the plan as plain arrays and numbers (what a worker sends; see ``from_export``)."""
-        out = {"chunks": np.array(sorted(self.chunks), np.int64), "rank_count": self.rank_count, "above": self.above,
+        out = {"chunks": np.array(sorted(self.chunks), np.int64), "hist": self.hist.trimmed().export(),
+               "above": self.above,
                "n_stability": self.n_stability, "sums": {name: s.export() for name, s in self.sums.items()},
                "first_cells": self.first_cells, "first_wsum": self.first_wsum,
                "given": None if self.given is None else self.given.export()}
@@ -295,7 +355,7 @@ class Summary:
     def from_export(cls, plan: Plan, state: dict) -> Summary:
         out = cls(plan, sobol=False)
         out.chunks = set(map(int, state["chunks"]))
-        out.rank_count, out.above = np.array(state["rank_count"]), np.array(state["above"])  # writable copies
+        out.hist, out.above = RankHistogram.from_export(state["hist"]), np.array(state["above"])  # writable copies
         out.n_stability = int(state["n_stability"])
         if "first_cells" in state:
             out.first_cells = np.array(state["first_cells"], np.int64)
@@ -330,6 +390,6 @@ class Summary:
         the city ranks first in the field; NaN where it never does."""
         n_c, n_f = self.plan.nominal_rank.shape
         out = np.full((n_c * n_f, self.plan.n_nodes), np.nan)
-        first = self.rank_count[:, :, 0].ravel()
-        out[self.first_cells] = from_fixed_point(self.first_wsum) / first[self.first_cells, None]
+        first = self.hist.rows(self.first_cells)[:, 0]
+        out[self.first_cells] = from_fixed_point(self.first_wsum) / first[:, None]
         return out.reshape(n_c, n_f, -1)

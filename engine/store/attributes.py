@@ -109,6 +109,22 @@ VARIABLES: dict[str, dict] = {
                          "weight factors"),
     "factor_nominal": _v("nominal choice of the factor", None, "the choice of the nominal methodology"),
     "rank_value": _v("rank", "1", "rank 1 ... number of cities: the axis of rank counts and rank probabilities"),
+    # rank counts and probabilities in the band layout (large indices; attribute rank_count_layout = band)
+    "rank_count_values": _v("rank count over bands", "1", "the counts of rank_count, each (city, field) cell's "
+                            "band of ranks after the other: cell (c, f) took rank rank_count_first + i exactly "
+                            "rank_count_values[rank_count_start + i] times, 0 <= i < rank_count_width"),
+    "rank_count_first": _v("first rank of the band", "1", "best rank the city took in the field (0: never "
+                           "ranked); the first rank counted in rank_count_values"),
+    "rank_count_start": _v("start of the band", "1", "index in rank_count_values of the cell's first count"),
+    "rank_count_width": _v("width of the band", "1", "number of ranks from the city's best to its worst rank in "
+                           "the field (0: never ranked)"),
+    "rank_prob_values": _v("rank probability over bands", "1", "rank_prob in the band layout: laid out as "
+                           "rank_count_values, indexed by rank_prob_first, rank_prob_start and rank_prob_width"),
+    "rank_prob_first": _v("first rank of the band", "1", "best rank the city took in the field (0: never ranked)"),
+    "rank_prob_start": _v("start of the band", "1", "index in rank_prob_values of the cell's first probability"),
+    "rank_prob_width": _v("width of the band", "1", "number of ranks from the city's best to its worst rank"),
+    "rank_prob_max": _v("largest rank probability", "1", "share of the stability scenarios in which the city "
+                        "takes its most frequent rank"),
     # the analysis group: coordinates
     "target": _v("output of the Sobol' indices", None, "rank or score: the per-city output the indices refer to"),
     "top": _v("k of top-k", "1", "number of leading ranks: prob_top is the probability of a rank <= k"),

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from ..data import data_hash
+from ..design import stability_rows
 from ..kernel.ranking import competition_rank
+from ..stats.rankhist import RankHistogram
 from .zarrio import dataset_from_store, open_group, open_store
 
 #: Per-scenario arrays none of whose written chunks can equal the fill value (zarr stores no file for such
@@ -63,7 +65,32 @@ def verify(path: str | Path) -> list[str]:
         count = ds["chunk_rank_count"].values.sum(axis=0)
         if not np.array_equal(count, ds["rank_count"].values):
             problems.append("rank_count does not equal the sum of the per-chunk counts")
+    if ds.attrs.get("rank_count_layout") == "band" and ds.attrs.get("complete"):
+        problems += _check_bands(ds, done)
     return problems
+
+
+def _check_bands(ds, done: np.ndarray) -> list[str]:
+    """The band layout of ``rank_count``: consistent offsets and, when ranks are stored, equal to the
+    histogram of the stored ranks' stability rows (recounted chunk by chunk)."""
+    if "rank_count_values" not in ds:
+        return ["rank_count_values is missing (the run was not finalised)"]
+    first, start, width = (ds[f"rank_count_{k}"].values.ravel() for k in ("first", "start", "width"))
+    n_values = ds.sizes["rank_band"]
+    stored = RankHistogram(tuple(ds["rank_count_first"].shape), ds.sizes["city"], first.astype(np.int32),
+                           np.r_[start, n_values].astype(np.int64), ds["rank_count_values"].values.astype(np.int64))
+    if not (np.array_equal(np.diff(stored.start), width) and (width >= 0).all() and (first[width > 0] >= 1).all()
+            and (first + width - 1 <= ds.sizes["city"]).all()):
+        return ["rank_count_first/start/width are not a consistent band layout"]
+    if "rank" not in ds or not done.all():
+        return []
+    chunk, kind, block = int(ds.attrs["chunk"]), ds.attrs["design_kind"], int(ds.attrs["block_size"])
+    recount = RankHistogram.empty(*stored.shape, stored.n_ranks)
+    for k in range(done.size):
+        a = k * chunk
+        r = ds["rank"][a : a + chunk].values
+        recount.add_ranks(r[stability_rows(np.arange(a, a + len(r)), kind, block) - a])
+    return [] if recount == stored else ["rank_count does not equal the histogram of the stored ranks"]
 
 
 def verify_cli(args) -> int:

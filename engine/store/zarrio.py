@@ -8,7 +8,10 @@ Layout (all readable with plain ``xarray.open_zarr``; see ``results/README.md``)
 * ``weight(scenario, node)`` and one string variable per discrete choice;
 * ``value(city, field, indicator)`` and the dataset metadata; ``nominal_score``/``nominal_rank``;
 * ``chunk_done(chunk)`` (the completion record) and ``chunk_rank_count(chunk, city, field, rank_value)``;
-  after the last chunk ``rank_count(city, field, rank_value)``, and attrs ``complete = 1``.
+  after the last chunk ``rank_count(city, field, rank_value)``, and attrs ``complete = 1``. Large indices
+  (attrs ``rank_count_layout = "band"``, see :mod:`engine.stats.rankhist`) have no per-chunk histograms
+  and keep the total over each city's band of ranks: ``rank_count_values(rank_band)`` with
+  ``rank_count_first``, ``rank_count_start`` and ``rank_count_width`` (city, field).
 
 Strings are variable-length UTF-8 (:data:`STRING`), metadata is consolidated, and every variable carries
 the CF attributes of :mod:`engine.store.attributes`.
@@ -34,6 +37,7 @@ from zarr.codecs import ZstdCodec
 from zarr.core.sync import sync
 
 from ..errors import UserError
+from ..stats.rankhist import RankHistogram
 from .attributes import VARIABLES
 
 INDEX_CHUNK = 2**20  # scenarios per chunk of the scenario index
@@ -100,20 +104,23 @@ async def _array(path: str, name: str, n: int = 0) -> zarr.AsyncArray:
     return _ARRAYS[key]
 
 
-async def _write_chunk(path: str, a: int, b: int, k: int, arrays: dict[str, np.ndarray], summary: np.ndarray,
-                       n: int):
+async def _write_chunk(path: str, a: int, b: int, k: int, arrays: dict[str, np.ndarray],
+                       summary: np.ndarray | None, n: int):
     async def put(name: str, sel, data) -> None:
         await (await _array(path, name, n)).setitem(sel, data)
 
-    await asyncio.gather(*(put(n, slice(a, b), d) for n, d in arrays.items()),
-                         put("chunk_rank_count", slice(k, k + 1), summary[None]))
+    puts = [put(n, slice(a, b), d) for n, d in arrays.items()]
+    if summary is not None:
+        puts.append(put("chunk_rank_count", slice(k, k + 1), summary[None]))
+    await asyncio.gather(*puts)
     await put("chunk_done", slice(k, k + 1), np.ones(1, dtype=np.int8))
 
 
-def write_chunk(path: str, a: int, b: int, k: int, arrays: dict[str, np.ndarray], summary: np.ndarray,
+def write_chunk(path: str, a: int, b: int, k: int, arrays: dict[str, np.ndarray], summary: np.ndarray | None,
                 n: int = 0) -> None:
-    """Write one chunk's arrays and its summary concurrently, then its completion flag (last).
-    ``n`` is the store's number of scenarios (it keys the cached array handles)."""
+    """Write one chunk's arrays and its summary (its dense rank histogram; None for the band layout)
+    concurrently, then its completion flag (last). ``n`` is the store's number of scenarios (it keys the
+    cached array handles)."""
     sync(_write_chunk(path, a, b, k, arrays, summary, n))
 
 
@@ -124,13 +131,35 @@ def write_index(scenario: zarr.Array, start: int, stop: int) -> None:
         scenario[a : min(stop, a + INDEX_CHUNK)] = np.arange(a, min(stop, a + INDEX_CHUNK))
 
 
-def finalise(path: Path, rank_count: np.ndarray) -> None:
-    """Write the merged rank histogram, then mark the store complete (the last write of a run)."""
+def finalise(path: Path, rank_count: np.ndarray | RankHistogram) -> None:
+    """Write the merged rank histogram (dense, or its band layout), then mark the store complete (the last
+    write of a run)."""
     g = open_group(path)
-    g["rank_count"][...] = rank_count
+    if "rank_count" in g:
+        g["rank_count"][...] = rank_count.dense() if isinstance(rank_count, RankHistogram) else rank_count
+    else:
+        hist = rank_count.trimmed()
+        write_bands(g, "rank_count", hist, hist.counts)
     now = datetime.now(UTC).isoformat(timespec="seconds")
     g.attrs.update({"complete": 1, "finished": now, "date_modified": now})
     consolidate(path)
+
+
+BAND_CHUNK = 2**22  # entries per chunk of a ``*_values(rank_band)`` array
+
+
+def write_bands(g: zarr.Group, name: str, hist: RankHistogram, values: np.ndarray) -> None:
+    """A histogram's band layout as ``<name>_values(rank_band)`` plus ``<name>_first``, ``<name>_start`` and
+    ``<name>_width`` (city, field), replacing earlier ones (a store grown by --until-ci is finalised again)."""
+    cf = ["city", "field"]
+    parts = {"values": (values, ["rank_band"]), "first": (hist.first.reshape(hist.shape), cf),
+             "start": (hist.start[:-1].reshape(hist.shape), cf), "width": (hist.width.reshape(hist.shape), cf)}
+    for part, (data, dims) in parts.items():
+        chunks = (max(1, min(len(data), BAND_CHUNK)),) if dims == ["rank_band"] else data.shape
+        arr = g.create_array(f"{name}_{part}", shape=data.shape, chunks=chunks, dtype=data.dtype, fill_value=0,
+                             compressors=compressor(data.dtype), dimension_names=dims, overwrite=True,
+                             attributes=VARIABLES.get(f"{name}_{part}", {}))
+        arr[...] = data
 
 
 def remove(path: Path) -> None:

@@ -169,12 +169,14 @@ def _sweep_into(target: Path, path: Path, fresh: bool, client, cluster, schedule
     if max_chunks is not None:
         todo = todo[:max_chunks]
     finish = max_chunks is None or len(todo) == int((~done_chunks(target)).sum())
+    band = read_attrs(target).get("rank_count_layout") == "band"  # its histogram comes with the summaries
     merged, summary = execute(job, todo, client, cluster, scheduler, scheduler_file, workers, synchronous,
-                              progress, gather=analyse is not None and finish, flag=flag, wait_workers=worker_timeout)
+                              progress, gather=(analyse is not None or band) and finish, flag=flag,
+                              wait_workers=worker_timeout)
     flag.finishing = True  # every chunk is stored: finish the store rather than stop now
     if finish:
         try:
-            finalise(target, merge_histograms(job, merged))
+            finalise(target, merge_histograms(job, merged, summary))
             if analyse is not None and summary is not None:
                 analyse(target, summary)
         except OSError as exc:

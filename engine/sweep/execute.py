@@ -9,11 +9,13 @@ import numpy as np
 
 from ..clusters import BackgroundCluster, connect
 from ..errors import EX_TEMPFAIL, Stopped, UserError, option
+from ..stats.rankhist import RankHistogram
 from ..stats.summary import Plan, Summary
 from ..store import done_chunks, open_group, open_meta
 from .gather import reduce_scatter, take_summaries
 from .job import Job
 from .progress import Progress
+from .shards import complete_shards, finish_shards, sharded, submit_chunk
 from .stop import StopFlag, WorkerWatch, drain, worker_timeout
 from .tasks import collect, compute_chunk, summarise_chunk, worker_state
 
@@ -27,14 +29,20 @@ class Merged:
         self.total: np.ndarray | None = None
         self.chunks: set[int] = set()
 
-    def add(self, k: int, hist: np.ndarray) -> None:
-        self.total = hist.astype(np.int64) if self.total is None else self.total + hist
+    def add(self, k: int, hist: np.ndarray | None) -> None:
+        if hist is not None:  # None: the band layout, whose total comes from the gathered summary
+            self.total = hist.astype(np.int64) if self.total is None else self.total + hist
         self.chunks.add(k)
 
 
-def merge_histograms(job: Job, merged: Merged) -> np.ndarray:
-    """The whole run's rank histogram: this session's merged summaries plus those stored by earlier ones."""
+def merge_histograms(job: Job, merged: Merged, summary: Summary | None = None) -> np.ndarray | RankHistogram:
+    """The whole run's rank histogram: this session's merged summaries plus those stored by earlier ones
+    (dense layout), or the gathered summary's (band layout: no per-chunk histograms are stored)."""
     g = open_group(job.path, mode="r")
+    if "chunk_rank_count" not in g:
+        if summary is None:
+            raise RuntimeError("the band layout needs the gathered summary for its rank histogram")
+        return summary.hist
     total = merged.total
     for k in sorted(set(range(job.n_chunks)) - merged.chunks):
         c = g["chunk_rank_count"][k].astype(np.int64)
@@ -122,31 +130,42 @@ class _Run:
 
     def on(self, client, todo: list[int]) -> tuple[Merged, Summary | None]:
         self.client = client
+        self.store = open_meta(self.job.path)
+        self.plan = Plan.from_store(self.store)
         with self.flag.on_set(self._cancel), WorkerWatch(client, self.wait_workers, self.flag):
             return self._chunks(todo), self._summaries()
 
     def _chunks(self, todo: list[int]) -> Merged:
         from distributed import as_completed
 
-        client, job = self.client, self.job
+        client = self.client
+        job = self.job = sharded(client, self.job, self.plan)
         self.tag = tag = f"{job.key[:8]}-{job.n}"
-        futures = self.live = client.map(compute_chunk, [job] * len(todo), todo,
-                                         key=[f"chunk-{tag}-{k}" for k in todo], retries=2, pure=False)
+        self.absorbs = []
+        if job.shards:  # every chunk computed once, its outputs' shares absorbed by their owners
+            sent = [submit_chunk(client, job, k, tag) for k in todo]
+            heads, self.absorbs = [h for h, _ in sent], [a for _, aa in sent for a in aa]
+            del sent
+        else:
+            heads = client.map(compute_chunk, [job] * len(todo), todo, key=[f"chunk-{tag}-{k}" for k in todo],
+                               retries=2, pure=False)
+        self.live = heads + self.absorbs
         merged = Merged()
         try:
-            for fut in as_completed(futures):
+            for fut in as_completed(heads):
                 self.flag.check()
-                k, hist = fut.result()
+                k, hist = fut.result()[:2]
                 merged.add(k, hist)
                 self.bar.update(k)
                 fut.release()
         except KeyboardInterrupt:  # a signal, Ctrl-C or the flag: let the chunks being written finish
-            client.cancel(futures)
+            client.cancel(self.live)
             drain(client, f"chunk-{tag}-")
             raise
         finally:
-            client.cancel(futures)
-            self.live = []
+            client.cancel(heads)
+            self.live = list(self.absorbs)
+        self.todo = set(todo)
         return merged
 
     def _summaries(self) -> Summary | None:
@@ -154,10 +173,11 @@ class _Run:
         of workers that left (several rounds if workers keep leaving); Sobol' indices reduce-scattered."""
         if not self.gather:
             return None
-        client, job = self.client, self.job
-        store = open_meta(job.path)
-        plan = Plan.from_store(store)
+        client, job, store, plan = self.client, self.job, self.store, self.plan
         tag = f"{self.tag}-{uuid.uuid4().hex[:8]}"  # this gathering's tasks (a resumed run keeps its run id)
+        if job.shards:
+            complete_shards(client, job, self.absorbs, tag, self.todo)
+        self.live = self.absorbs = []
         summary, held = take_summaries(client, job, tag, Summary(plan, sobol=False), [])
         for attempt in range(1, ROUNDS + 1):
             missing = sorted(set(range(job.n_chunks)) - summary.chunks)
@@ -174,4 +194,6 @@ class _Run:
         if job.analyse and plan.sobol:
             conf = float(store.attrs.get("conf_level", 0.95))
             summary.results, summary.results_conf = reduce_scatter(client, tag, held, conf), conf
+            if job.shards:
+                summary.results.update(finish_shards(client, job, tag, conf))
         return summary

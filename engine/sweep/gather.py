@@ -45,6 +45,13 @@ def _wait_pinned(client, futures: list, workers: list[str], poll: float = 1.0) -
             return
 
 
+def raise_errors(futures: list) -> None:
+    """Raise the exception of a task that failed (rather than report it as a lost worker)."""
+    for f in futures:
+        if f.status == "error":
+            f.result()
+
+
 def _head(export: dict | None) -> dict | None:
     """A worker's summary without its Sobol' sums (``has_sums`` says whether it holds some)."""
     return None if export is None else dict(export, sums={}, has_sums=bool(export["sums"]))
@@ -76,6 +83,7 @@ def reduce_scatter(client, tag: str, held: list, conf: float) -> dict[str, dict]
     finishing = [client.submit(_finish, [row[j] for row in slices], conf, workers=[held[j][0]],
                                allow_other_workers=True, pure=False, key=f"finish-{tag}-{j}") for j in range(parts)]
     _wait_pinned(client, finishing, [w for w, _ in held])
+    raise_errors(finishing)
     if any(f.status != "finished" for f in finishing):
         raise Stopped(f"a worker left while the workers were merging the analysis; every chunk is stored: rerun "
                       f"with {option('resume')} to finish (the analysis is rebuilt from the stored chunks)", EX_TEMPFAIL)

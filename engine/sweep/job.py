@@ -13,7 +13,8 @@ class Job:
     """What a task needs: the store path, the spec text and the chunking. Workers rebuild the spec and
     its dataset from the store itself (cached per process), so tasks stay tiny and no worker holds
     state the run cannot lose. ``key`` identifies the store (its run id); ``analyse`` adds the Sobol sums
-    to the workers' summaries."""
+    to the workers' summaries; ``shards`` (worker addresses) splits those of the rank and score outputs
+    between these workers (see :mod:`engine.sweep.shards`)."""
 
     path: str
     spec_text: str
@@ -21,6 +22,7 @@ class Job:
     n: int
     key: str
     analyse: bool = True
+    shards: tuple[str, ...] = ()  # workers owning the rank and score Sobol' sums' shares, in order (if sharded)
 
     def bounds(self, k: int) -> tuple[int, int]:
         return k * self.chunk, min((k + 1) * self.chunk, self.n)

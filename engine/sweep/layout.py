@@ -17,6 +17,7 @@ from ..data import data_hash
 from ..design import auto_chunk, decode, nominal_row, weight_schemes
 from ..kernel import Prepared, evaluate
 from ..spec import Spec
+from ..stats.rankhist import dense_fits
 from ..store import CHOICE_VARS, CONVENTIONS, STRING, VARIABLES, BigArray, city_column, create, describe
 
 
@@ -68,6 +69,9 @@ def build_layout(spec: Spec, chunk: int, nom: Nominal, prep: Prepared) -> tuple[
         BigArray("chunk_rank_count", ("chunk", "city", "field", "rank_value"), (n_chunks, n_c, n_f, n_c), "int32", 0,
                  1),
     ]
+    dense = dense_fits(n_c, n_f)  # large indices: no per-chunk histograms (see rank_count_layout below)
+    if not dense:
+        big = [b for b in big if b.name != "chunk_rank_count"]
     if spec.store != "full":
         big = [b for b in big if b.name != "score"]
     if spec.store == "summary":
@@ -81,8 +85,9 @@ def build_layout(spec: Spec, chunk: int, nom: Nominal, prep: Prepared) -> tuple[
         "nominal_score": (("city", "field"), nom.score),
         "nominal_rank": (("city", "field"), nom.rank),
         "value": ds["value"].reindex(field=fields).reset_coords(drop=True),
-        "rank_count": (("city", "field", "rank_value"), np.zeros((n_c, n_f, n_c), dtype=np.int64)),
     })
+    if dense:
+        tpl["rank_count"] = (("city", "field", "rank_value"), np.zeros((n_c, n_f, n_c), dtype=np.int64))
     if "denominator_value" in ds:
         tpl["denominator_value"] = ds["denominator_value"].reset_coords(drop=True)
     coords = {c: ds[c] for c in ds.coords if ds[c].dims and ds[c].dims[0] in ("city", "indicator", "group",
@@ -120,6 +125,7 @@ def build_layout(spec: Spec, chunk: int, nom: Nominal, prep: Prepared) -> tuple[
         versions=json.dumps(_versions()), rankstab_version=__version__,
         created=tpl.attrs["date_created"], complete=0, run_id=uuid.uuid4().hex,
     )
+    tpl.attrs["rank_count_layout"] = "dense" if dense else "band"  # engine.stats.rankhist
     return tpl, big
 
 

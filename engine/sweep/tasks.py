@@ -16,7 +16,7 @@ from ..design import decode, design_rows, row_labels, weight_schemes
 from ..kernel import Prepared, evaluate
 from ..spec import Spec
 from ..stats.given_run import make_config
-from ..stats.summary import Plan, Summary, rank_deviation
+from ..stats.summary import Plan, SobolShard, Summary, output_slice, rank_deviation
 from ..store import dataset_from_store, open_meta, write_chunk
 from .job import Job
 from .layout import nominal, varied_choices
@@ -29,6 +29,7 @@ class _Worker:
     schemes: np.ndarray
     plan: Plan
     summary: Summary
+    shard: SobolShard | None = None  # this process's share of sharded Sobol' sums (see engine.sweep.shards)
 
 
 _CACHE: dict[tuple, _Worker] = {}
@@ -57,7 +58,7 @@ def _build_state(job: Job) -> _Worker:
     plan = Plan.from_store(store)
     if job.analyse:
         plan = with_given(plan, spec, prep, schemes)
-    return _Worker(spec, prep, schemes, plan, Summary(plan, sobol=job.analyse))
+    return _Worker(spec, prep, schemes, plan, Summary(plan, sobol=job.analyse, sharded=bool(job.shards)))
 
 
 def with_given(plan: Plan, spec: Spec, prep: Prepared, schemes: np.ndarray) -> Plan:
@@ -81,9 +82,11 @@ def outputs(job: Job, a: int, b: int, w: _Worker | None = None):
     return x, dec, scores, ranks
 
 
-def compute_chunk(job: Job, k: int) -> tuple[int, np.ndarray]:
+def compute_chunk(job: Job, k: int) -> tuple:
     """Score, rank, summarise and write chunk ``k`` (its completion flag last); return ``k`` and its rank
-    histogram (city, field, rank) over the stability rows: the small, mergeable part of the summary."""
+    histogram (city, field, rank) over the stability rows (dense layout; None for the band layout): the
+    small, mergeable part of the summary; for a sharded job also the shares of its outputs that other
+    workers sum (see :func:`share`)."""
     a, b = job.bounds(k)
     w = worker_state(job)
     spec = w.spec
@@ -100,7 +103,84 @@ def compute_chunk(job: Job, k: int) -> tuple[int, np.ndarray]:
     if mode in ("full", "ranks"):
         arrays["rank"] = ranks
     write_chunk(job.path, a, b, k, arrays, hist, job.n)
+    if job.shards:
+        return k, hist, share(job, k, a, scores, ranks, w)
     return k, hist
+
+
+def share(job: Job, k: int, a: int, scores: np.ndarray, ranks: np.ndarray, w: _Worker) -> dict[int, tuple]:
+    """The rank and score outputs of chunk ``k`` (starting at scenario ``a``) split into the job's shares:
+    this worker's own share is added to its shard here, the others are returned (share -> (first base
+    sample, ranks, scores)) for their owners' :func:`absorb`."""
+    first = a // w.plan.block_size
+    r2, s2 = ranks.reshape(len(ranks), -1), scores.reshape(len(scores), -1)
+    own = _own_share(job)
+    out = {}
+    for j in range(len(job.shards)):
+        lo, hi = output_slice(r2.shape[1], j, len(job.shards))
+        part = (first, np.ascontiguousarray(r2[:, lo:hi]), np.ascontiguousarray(s2[:, lo:hi]))
+        if j == own:
+            absorb(job, j, k, part)
+        else:
+            out[j] = part
+    return out
+
+
+def _own_share(job: Job) -> int | None:
+    from distributed import get_worker
+
+    try:
+        address = get_worker().address
+    except ValueError:  # not in a worker
+        return None
+    return job.shards.index(address) if address in job.shards else None
+
+
+def share_of(result: tuple, j: int) -> tuple | None:
+    """Share ``j`` of a chunk's outputs, from the result of :func:`compute_chunk` or :func:`share_chunk`
+    (None when the computing worker owns share ``j``: it added it already)."""
+    return result[-1].get(j)
+
+
+def share_chunk(job: Job, k: int) -> tuple[int, dict[int, tuple]]:
+    """Recompute chunk ``k`` (nothing written, no summary) and split its outputs as :func:`share`: for shards
+    missing chunks of an earlier session."""
+    w = worker_state(job)
+    a, b = job.bounds(k)
+    _, _, scores, ranks = outputs(job, a, b, w)
+    return k, share(job, k, a, scores, ranks, w)
+
+
+def shard_state(job: Job, j: int) -> SobolShard:
+    """This process's shard ``j`` of the job (created empty on first use)."""
+    w = worker_state(job)
+    with _LOCK:
+        if w.shard is None or w.shard.part != j or w.shard.parts != len(job.shards):
+            w.shard = SobolShard(w.plan, j, len(job.shards))
+        return w.shard
+
+
+def absorb(job: Job, j: int, k: int, part: tuple | None) -> int:
+    """Add share ``j`` of chunk ``k``'s outputs to this process's shard (a chunk counts once)."""
+    if part is not None:
+        shard = shard_state(job, j)
+        with shard.lock:
+            shard.add(k, *part)
+    return k
+
+
+def shard_chunks(job: Job, j: int) -> list[int]:
+    """The chunks this process's shard ``j`` holds."""
+    return sorted(shard_state(job, j).chunks)
+
+
+def finish_shard(job: Job, j: int, conf: float) -> dict[str, dict]:
+    """The Sobol' indices of this process's shard ``j`` (which is then released)."""
+    shard = shard_state(job, j)
+    with shard.lock:
+        out = shard.result(conf)
+    worker_state(job).shard = None
+    return out
 
 
 def summarise_chunk(job: Job, k: int) -> int:
@@ -118,7 +198,7 @@ def collect(job: Job) -> Summary | None:
         w = _CACHE.get((job.path, job.key, job.n, job.analyse))
         if w is None:
             return None
-        summary, w.summary = w.summary, Summary(w.plan, sobol=job.analyse)
+        summary, w.summary = w.summary, Summary(w.plan, sobol=job.analyse, sharded=bool(job.shards))
         return summary
 
 
