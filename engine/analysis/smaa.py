@@ -42,16 +42,8 @@ def smaa(path: Path, summary: Summary) -> xr.Dataset:
     rows = confidence_rows(spec, min(spec.design.confidence_samples, summary.n_stability or spec.n_scenarios))
     conf = confidence_factors(spec, state.prep, state.schemes, central, rows)
     cf = ("city", "field")
-    out = xr.Dataset({
-        "central_weight": ((*cf, "node"), central, {
-            "long_name": "SMAA-2 central weight vector",
-            "description": "mean renormalised node weights over the stability scenarios in which the city ranks "
-                           "first in the field (NaN: never first)"}),
-        "confidence_factor": (cf, conf, {
-            "long_name": "SMAA-2 confidence factor",
-            "description": "probability of ranking first in the field with the city's central weights, the other "
-                           f"choices as sampled (the first {len(rows)} stability scenarios; NaN: never first)"}),
-    }, coords={"node": state.prep.tree.nodes})
+    out = xr.Dataset({"central_weight": ((*cf, "node"), central), "confidence_factor": (cf, conf)},
+                     coords={"node": state.prep.tree.nodes})  # attributes: engine.store.attributes
     out.attrs.update(confidence_samples=len(rows),
                      smaa="SMAA-2 central weights and confidence factors (Lahdelma & Salminen 2001)")
     return out

@@ -107,7 +107,15 @@ VARIABLES: dict[str, dict] = {
                        "uniform number in [1 - p, 1 + p]; 0 for discrete factors"),
     "factor_choices": _v("choices of a discrete factor", None, "the factor's choices joined by |; empty for "
                          "weight factors"),
-    "factor_nominal": _v("nominal choice of the factor", None, "the choice of the nominal methodology"),
+    "factor_nominal": _v("nominal choice of the factor", None, "the choice of the nominal methodology (it may be "
+                         "outside factor_choices: see the attribute nominal_in_space)"),
+    "factor_probabilities": _v("choice probabilities of a discrete factor", None, "the probability of each of "
+                               "factor_choices, joined by |; empty = equal probabilities or a weight factor"),
+    "factor_distribution": _v("distribution of the factor", None, "uniform (a weight factor's U[1 - p, 1 + p]), "
+                              "dirichlet (the weights of a sibling set drawn jointly) or discrete"),
+    "factor_shape": _v("Gamma shape of a Dirichlet weight", "1", "alpha K w: the Gamma shape of the weight's "
+                       "variate, divided by its set's sum (concentration alpha, K siblings, nominal share w); "
+                       "NaN for other factors"),
     "rank_value": _v("rank", "1", "rank 1 ... number of cities: the axis of rank counts and rank probabilities"),
     # rank counts and probabilities in the band layout (large indices; attribute rank_count_layout = band)
     "rank_count_values": _v("rank count over bands", "1", "the counts of rank_count, each (city, field) cell's "
@@ -167,6 +175,13 @@ VARIABLES: dict[str, dict] = {
                       "over the stability scenarios (type 7)"),
     "kendall_q95": _v("95th percentile of Kendall tau-b with the nominal ranking", "1",
                       "over the stability scenarios (type 7)"),
+    # the analysis group: SMAA-2
+    "central_weight": _v("SMAA-2 central weight", "1", "mean weight of every node (renormalised within its "
+                         "parent) over the stability scenarios in which the city ranks first in the field "
+                         "(ties included); NaN = the city never ranks first there"),
+    "confidence_factor": _v("SMAA-2 confidence factor", "1", "probability that the city ranks first in the field "
+                            "with its central weights, every other choice as sampled (estimated over the first "
+                            "confidence_samples stability scenarios); NaN = the city never ranks first there"),
     # the analysis group: Sobol' sensitivity
     "S1": _v("first-order Sobol' index", "1", "share of the output's variance due to the factor alone "
              "(Saltelli 2010 estimator)"),
