@@ -41,15 +41,9 @@ def smaa(path: Path, summary: Summary) -> xr.Dataset:
     rows = confidence_rows(spec, min(spec.design.confidence_samples, summary.n_stability or spec.n_scenarios))
     conf = confidence_factors(spec, state.prep, state.schemes, central, rows)
     cf = ("city", "field")
-    out = xr.Dataset({
-        "central_weight": ((*cf, "node"), central, {
-            "long_name": "SMAA-2 central weight vector",
-            "description": "mean renormalised node weights over the stability scenarios in which the city ranks "
-                           "first in the field (NaN: never first)"}),
-        "confidence_factor": (cf, conf, {
-            "long_name": "SMAA-2 confidence factor",
-            "description": "probability of ranking first in the field with the city's central weights, the other "
-                           f"choices as sampled (the first {len(rows)} stability scenarios; NaN: never first)"}),
+    out = xr.Dataset({  # their attributes: engine.store.attributes
+        "central_weight": ((*cf, "node"), central),
+        "confidence_factor": (cf, conf),
     }, coords={"node": state.prep.tree.nodes})
     out.attrs.update(confidence_samples=len(rows),
                      smaa="SMAA-2 central weights and confidence factors (Lahdelma & Salminen 2001)")

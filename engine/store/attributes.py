@@ -108,6 +108,13 @@ VARIABLES: dict[str, dict] = {
     "factor_choices": _v("choices of a discrete factor", None, "the factor's choices joined by |; empty for "
                          "weight factors"),
     "factor_nominal": _v("nominal choice of the factor", None, "the choice of the nominal methodology"),
+    "factor_probabilities": _v("choice probabilities of a discrete factor", None, "each choice's probability, "
+                               "joined by |; empty = equal probabilities (and for weight factors)"),
+    "factor_distribution": _v("distribution of the factor", None, "discrete (one of its choices), uniform (weight "
+                              "times a uniform number in [1 - p, 1 + p]) or dirichlet (a sibling set of weights "
+                              "drawn jointly)"),
+    "factor_shape": _v("Gamma shape of a Dirichlet weight factor", "1", "alpha x siblings x the node's nominal "
+                       "share in its set; NaN for other factors"),
     "rank_value": _v("rank", "1", "rank 1 ... number of cities: the axis of rank counts and rank probabilities"),
     # the analysis group: coordinates
     "target": _v("output of the Sobol' indices", None, "rank or score: the per-city output the indices refer to"),
@@ -168,6 +175,12 @@ VARIABLES: dict[str, dict] = {
     "ST_rbar": _v("total-order Sobol' index of R-bar", "1", "ST with rbar (per field) as the output"),
     "S1_conf_rbar": _v("confidence half-width of S1_rbar", "1", "bootstrap half-width, as S1_conf"),
     "ST_conf_rbar": _v("confidence half-width of ST_rbar", "1", "bootstrap half-width, as ST_conf"),
+    # the analysis group: SMAA-2
+    "central_weight": _v("SMAA-2 central weight vector", "1", "mean renormalised node weights over the "
+                         "stability scenarios in which the city ranks first in the field; NaN = never first"),
+    "confidence_factor": _v("SMAA-2 confidence factor", "1", "probability of ranking first in the field with the "
+                            "city's central weights and the other choices as sampled (the first "
+                            "confidence_samples stability scenarios, an attribute); NaN = never first"),
     "constant": _v("constant output flag", None, "1 where the output never changes across the scenarios: its "
                    "Sobol' indices are undefined (NaN)", **_FLAG, flag_meanings="varies constant"),
     "nearly_constant": _v("nearly constant rank flag", None, "1 where the city holds one rank in at least the "
