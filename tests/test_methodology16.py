@@ -289,7 +289,7 @@ def test_central_weights_and_confidence_factors_equal_a_reference(smaa_run):
     np.testing.assert_allclose(a["confidence_factor"].values, ref_conf, rtol=0, atol=1e-15)
     assert a.attrs["confidence_samples"] == m
     # rank acceptability of rank 1 is the share of scenarios in which the city ranks first
-    np.testing.assert_allclose(a["rank_prob"].sel(rank=1).values, first.mean(axis=0), atol=1e-15)
+    np.testing.assert_allclose(a["rank_prob"].sel(rank_value=1).values, first.mean(axis=0), atol=1e-15)
 
 
 def test_smaa_of_a_sobol_run_uses_its_stability_rows(tmp_path):
