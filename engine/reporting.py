@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .errors import UserError, check_output_folder
+from .errors import UserError, check_output_folder, writable
 
 DPI = 100
 CONF_LIMIT = 0.2  # a Sobol index whose bootstrap half-width exceeds this is marked unreliable
@@ -56,6 +56,7 @@ def report(store: str | Path | xr.Dataset, out: str | Path | None = None,
     page = _html(ctx, figs, time.perf_counter() - t0)
     _write_text(out_path, page)
     if png_path is not None:
+        _make_dir(png_path)
         for fig in figs.values():
             _write_bytes(png_path / f"{fig.slug}.png", fig.png)
     return out_path
@@ -94,16 +95,24 @@ def _out_path(store: Path, out) -> Path:
 
 
 def _png_dir(png_dir) -> Path:
+    """The --png-dir, checked (an existing writable folder, or one that can be made); made when written."""
     d = Path(png_dir).expanduser()
     if d.exists() and not d.is_dir():
         raise UserError(f"--png-dir {d} is a file, not a folder; choose a folder")
+    near = d if d.is_dir() else next((p for p in d.absolute().parents if p.exists()), Path("/"))
+    if not near.is_dir():
+        raise UserError(f"--png-dir {d}: {near} is a file, not a folder; choose another folder")
+    problem = writable(near)
+    if problem:
+        raise UserError(f"--png-dir {d}: cannot write in {near} ({problem}); choose another folder")
+    return d
+
+
+def _make_dir(d: Path) -> None:
     try:
         d.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"--png-dir {d}: cannot create the folder ({exc.strerror}); choose another") from None
-    if not os.access(d, os.W_OK):
-        raise UserError(f"--png-dir {d} is not writable; choose another folder")
-    return d
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
