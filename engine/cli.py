@@ -16,7 +16,13 @@ import sys
 import warnings
 from pathlib import Path
 
-from .errors import UserError, check_output_folder, os_error_line
+from .errors import UserError, check_output_folder, cli_messages, os_error_line
+
+#: The spec ``rankstab run`` runs by default, and the store it writes (``analyze``/``report``/``verify``'s default).
+DEFAULT_SPEC = "gtii-2019"
+DEFAULT_STORE = f"results/{DEFAULT_SPEC}.zarr"
+STORE_HELP = f"a run's zarr store (default {DEFAULT_STORE}, where `rankstab run` writes by default)"
+
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("run", help="run a spec's sweep on a Dask cluster into a zarr store")
-    s.add_argument("spec", nargs="?", default="gtii-2019", help="spec TOML path or shipped name (default gtii-2019)")
+    s.add_argument("spec", nargs="?", default=DEFAULT_SPEC, help=f"spec TOML path or shipped name (default {DEFAULT_SPEC})")
     s.add_argument("--out", help="store path (default results/<spec name>.zarr)")
     s.add_argument("--cluster", default="local", help="'local' or a cluster YAML file (see cluster/)")
     g = s.add_mutually_exclusive_group()
@@ -71,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("analyze", help="rank stability and Sobol indices of a run, written to its store")
-    s.add_argument("store", nargs="?", help="a run's zarr store")
+    s.add_argument("store", nargs="?", help=STORE_HELP)
     s.add_argument("--partial", action="store_true", help="analyse the completed Monte Carlo part of an "
                    "incomplete store")
     s.add_argument("--remove-one", dest="remove_one", metavar="DATASET_OR_SPEC",
@@ -79,13 +85,13 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_analyze)
 
     s = sub.add_parser("report", help="figures and a self-contained HTML report of an analysed run")
-    s.add_argument("store", help="a run's zarr store")
+    s.add_argument("store", nargs="?", default=DEFAULT_STORE, help=STORE_HELP)
     s.add_argument("--out", help="HTML path (default: next to the store)")
     s.add_argument("--png-dir", help="also write the figures as PNG files here")
     s.set_defaults(func=cmd_report)
 
-    s = sub.add_parser("verify", help="check a store's integrity")
-    s.add_argument("store")
+    s = sub.add_parser("verify", help="check a store's integrity: completeness, hashes, ranks against scores")
+    s.add_argument("store", nargs="?", default=DEFAULT_STORE, help=STORE_HELP)
     s.set_defaults(func=cmd_verify)
     return p
 
@@ -118,16 +124,18 @@ def cmd_score(args) -> int:
         result = score(spec.ds, spec.nominal, args.settings)
     else:
         result = score(load_dataset(src, args.meta), settings=args.settings)
-    df = result.to_dataframe().reset_index()[["city", "field", "score", "rank"]]
-    df["score"] = df["score"].astype(float).round(4)  # float32 scores: 4 decimals are exact enough
+    names = ["city_name"] if "city_name" in result.coords else []
+    df = result.to_dataframe().reset_index()[["city", *names, "field", "score", "rank"]]
     df = df.sort_values(["field", "rank", "city"], key=lambda c: c.map(_field_order(result)) if c.name == "field"
                         else c)
     if out is not None:
         from .store.atomic import write_text
 
+        df["score"] = [float32_text(x) for x in df["score"]]  # the stored precision: reads back exactly
         write_text(out, df.to_csv(index=False))  # an existing file is replaced whole or not at all
         print(f"wrote {len(df)} rows to {out}")
     else:
+        df["score"] = df["score"].astype(float).round(4)  # for reading; --out keeps every digit
         print(df.to_csv(index=False), end="")
     return 0
 
@@ -139,6 +147,14 @@ def _csv_out(text: str) -> Path:
         raise UserError(f"--out {text} is a folder; give a file path such as {out / 'scores.csv'}")
     check_output_folder(out)
     return out
+
+
+def float32_text(x) -> str:
+    """The shortest decimal that reads back as the same float32 ('' for a missing value)."""
+    import numpy as np
+
+    x = np.float32(x)
+    return "" if np.isnan(x) else np.format_float_positional(x, unique=True, trim="-")
 
 
 def _field_order(result) -> dict:
@@ -169,6 +185,11 @@ def cmd_run(args) -> int:
 def cmd_analyze(args) -> int:
     from .analysis import analyze_cli
 
+    if args.store and args.remove_one:
+        raise UserError("give either a store or --remove-one DATASET_OR_SPEC, not both")
+    if not args.remove_one:
+        args.store = args.store or DEFAULT_STORE
+
     return analyze_cli(args)
 
 
@@ -192,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.debug:  # numerical and library warnings would add lines to the one-line messages
         warnings.showwarning = _no_warning
     try:
-        return int(args.func(args) or 0)
+        with cli_messages():  # name options as flags (--resume), not as Python keywords
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print(f"rankstab {args.command}: interrupted", file=sys.stderr)
         return 130

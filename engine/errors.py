@@ -6,7 +6,8 @@ import contextlib
 import difflib
 import errno
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -16,17 +17,51 @@ class UserError(Exception):
     exit_code = 2
 
 
+_STYLE = {"cli": False}
+
+
+@contextmanager
+def cli_messages() -> Iterator[None]:
+    """Within the block (the ``rankstab`` command), messages name options as command-line flags
+    (``--resume``); outside it, as the Python API's keywords (``resume=True``)."""
+    saved = _STYLE["cli"]
+    _STYLE["cli"] = True
+    try:
+        yield
+    finally:
+        _STYLE["cli"] = saved
+
+
+def option(name: str) -> str:
+    """How the user sets option ``name`` (``resume``, ``overwrite``, ``partial``, ``out``): ``--resume``
+    on the command line, ``resume=True`` in Python (``out=...`` for a path)."""
+    if _STYLE["cli"]:
+        return "--" + name.replace("_", "-")
+    return f"{name}=..." if name == "out" else f"{name}=True"
+
+
+def per_caller(cli: str, api: str) -> str:
+    """``cli`` within :func:`cli_messages` (the ``rankstab`` command), else ``api`` (Python callers)."""
+    return cli if _STYLE["cli"] else api
+
+
+def resume_command(path: str | Path) -> str:
+    """The command or call that finishes an interrupted run of the store ``path``."""
+    return per_caller(f"`rankstab run SPEC --out {path} --resume`", f"`engine.run(spec, out={str(path)!r}, resume=True)`")
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """A ' (did you mean "x"?)' hint, or '' when nothing is close."""
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
     return f' (did you mean "{close[0]}"?)' if close else ""
 
 
-def check_output_folder(path: Path, flag: str = "--out", create: tuple[str, ...] = ()) -> None:
+def check_output_folder(path: Path, flag: str | None = None, create: tuple[str, ...] = ()) -> None:
     """The folder an output goes into must be an existing, writable folder (tried by creating and removing a
     hidden probe file, which also catches read-only mounts, /proc and root's ``os.access`` optimism).
-    A missing folder whose name is in ``create`` (e.g. the default ``results``) is fine when its own
+    ``flag``: the option naming it, default ``--out``/``out=``. A missing folder whose name is in ``create`` (e.g. the default ``results``) is fine when its own
     parent is writable: it is created when the output is written."""
+    flag = flag or option("out")  # --out on the command line, out= in Python
     parent = Path(path).expanduser().absolute().parent
     if parent.exists() and not parent.is_dir():
         raise UserError(f"{path}: {parent} is a file, not a folder; move that file away or choose another {flag}")

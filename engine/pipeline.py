@@ -13,29 +13,33 @@ from .analysis import open_analysis, summary_table, write_summary
 from .clusters import BackgroundCluster, preflight
 from .reporting import report
 from .spec import Spec
-from .store import open_store, read_attrs
+from .store import lock_path, open_store, read_attrs
 from .sweep import default_out, sweep
 from .sweep.core import check_out
 from .validate import check_run_options, check_target, load
 
 
 def run(spec: Spec | str | Path, out: str | Path | None = None, client=None, *, analyse: bool = True,
-        **kwargs) -> xr.Dataset:
+        progress: str | None = "auto", **kwargs) -> xr.Dataset:
     """Run a spec's sweep into a zarr store and return it opened lazily; with ``analyse`` (the default) the
-    analysis is written to its group ``analysis`` from the summaries the tasks accumulated. Keywords: see
-    :func:`engine.sweep.sweep`."""
-    return open_store(sweep(spec, out, client, analyse=write_summary if analyse else None, **kwargs))
+    analysis is written to its group ``analysis`` from the summaries the tasks accumulated. ``progress``
+    defaults to "auto" (a notebook display in Jupyter, a bar on a terminal, plain lines in logs). Other
+    keywords: see :func:`engine.sweep.sweep`."""
+    return open_store(sweep(spec, out, client, analyse=write_summary if analyse else None, progress=progress,
+                            **kwargs))
 
 
 def run_cli(args) -> int:
     t0 = time.perf_counter()
     # everything that can be checked is checked before a cluster starts or anything is written
     spec = load(args.spec)
+    for note in spec.notes:
+        print(note, file=sys.stderr)
     out = Path(args.out) if args.out else default_out(spec)
     check_run_options(spec, until_ci=args.until_ci, max_doublings=args.max_doublings, workers=args.workers)
     new = not args.resume and (args.overwrite or not out.exists())
     check_target(spec, out, "--out" if args.out else None, new=new)
-    if out.exists():
+    if out.exists() and not lock_path(out).exists():  # a locked store: the sweep's lock says who holds it
         check_out(out, spec, args.resume, args.overwrite)
     where = dict(cluster=args.cluster, scheduler=args.scheduler, scheduler_file=args.scheduler_file,
                  workers=args.workers)

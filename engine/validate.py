@@ -23,6 +23,9 @@ def default_out(spec: Spec) -> Path:
     """Where a spec's store goes without --out: ``results/<name>.zarr``."""
     return RESULTS / f"{spec.name}.zarr"
 
+#: The widest "range / choices" cell of ``validate``'s factor table.
+CHOICES_WIDTH = 60
+
 
 def check(spec: Spec) -> Spec:
     """A parsed spec, checked as a run needs it: the rules below, and every preparation x aggregation it
@@ -157,14 +160,30 @@ def _size(b: float) -> str:
     return f"{b:.1f} PB"
 
 
+def choices_text(factor, width: int = CHOICES_WIDTH) -> str:
+    """A factor's range or choices; many choices as their count and the first few (a 101-choice factor
+    would otherwise fill a 1,000-character line)."""
+    text = factor.describe()
+    if not factor.discrete or len(text) <= width:
+        return text
+    shown: list[str] = []
+    for c in factor.choices:
+        if len(" | ".join([*shown, c])) > width - 20:
+            break
+        shown.append(c)
+    return f"{len(factor.choices)} choices: {' | '.join(shown)} | ..."
+
+
 def describe(spec: Spec, out: str | Path | None = None) -> str:
     ds = spec.ds
     des = spec.design
     rows = [("name", "kind", "range / choices", "nominal", "group")]
     for f in spec.factors:
-        rows.append((f.name, f.kind, f.describe(), f.nominal if f.discrete else "x1", f.group))
+        nominal = (f.nominal if f.in_space else f"{f.nominal} (not sampled)") if f.discrete else \
+            "mean" if f.dirichlet else "x1"
+        rows.append((f.name, f.kind, choices_text(f), nominal, f.group))
     widths = [max(len(r[k]) for r in rows) for k in range(5)]
-    table = "\n".join("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+    table = "\n".join(("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True))).rstrip() for r in rows)
     synthetic = " (SYNTHETIC demo data)" if ds.attrs.get("synthetic") else ""
     size = "Sobol (Saltelli)" if des.kind == "sobol" else f"Monte Carlo ({des.sampler})"
     n_line = (f"N = {des.n} base samples x {spec.block_size} rows per block"
@@ -180,6 +199,7 @@ def describe(spec: Spec, out: str | Path | None = None) -> str:
         f"design: {size}, {n_line}, seed {des.seed}",
         f"scenarios: {spec.n_scenarios:,} in chunks of {chunk:,} ({-(-spec.n_scenarios // chunk)} tasks)",
         f"store: {spec.store}, about {_size(store_bytes(spec))} uncompressed" + _free(out),
+        *spec.notes,
     ])
 
 

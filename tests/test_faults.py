@@ -142,10 +142,11 @@ def test_partial_analysis_of_a_monte_carlo_run(tmp_path):
     spec.write_text(text)
     out = tmp_path / "mc.zarr"
     engine.run(spec, out=out, synchronous=True, max_chunks=2)
-    with pytest.raises(UserError, match="2 of 6 chunks done.*--partial"):
+    with pytest.raises(UserError, match=r"2 of 6 chunks done.*resume=True.*partial=True"):
         engine.analyze(out)
     res = cli("analyze", str(out))
     assert res.returncode == 2 and "incomplete" in res.stderr and "nothing was analysed" in res.stderr
+    assert "--resume" in res.stderr and "--partial" in res.stderr
     res = cli("verify", str(out))
     assert res.returncode == 1 and "4 of 6 chunks are not complete" in res.stdout
     res = engine.analyze(out, partial=True)

@@ -92,7 +92,7 @@ def test_cli_score_prints_csv_with_competition_ranks():
     out = subprocess.run([sys.executable, "-m", "engine.cli", "score", "cn36-2019"], capture_output=True,
                          text=True, check=True).stdout
     rows = list(csv.DictReader(StringIO(out)))
-    assert list(rows[0]) == ["city", "field", "score", "rank"]
+    assert list(rows[0]) == ["city", "city_name", "field", "score", "rank"]
     assert {r["field"] for r in rows} == {"INNOV", "overall"}
     beijing = [r for r in rows if r["city"] == "Beijing" and r["field"] == "overall"][0]
     assert beijing["rank"] == "1" and abs(float(beijing["score"]) - 86.59) < 0.0055

@@ -1,4 +1,4 @@
-"""engine.sobol: SALib's Sobol' estimators for many outputs at once."""
+"""engine.stats.sobol: SALib's Sobol' estimators for many outputs at once."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""engine.summary and its helpers: exact, mergeable distributions, resample counts, average ranks."""
+"""engine.stats.summary and its helpers: exact, mergeable distributions, resample counts, average ranks."""
 
 from __future__ import annotations
 

@@ -117,7 +117,7 @@ def test_interrupted_then_resumed_equals_undisturbed(reference, tmp_path):
     out = tmp_path / "partial.zarr"
     engine.run(spec, out=out, synchronous=True, max_chunks=3)
     assert done_chunks(out).sum() == 3 and not xr.open_zarr(out).attrs["complete"]
-    with pytest.raises(engine.UserError, match="--resume"):
+    with pytest.raises(engine.UserError, match=r"use resume=True to finish it or overwrite=True"):
         engine.run(spec, out=out, synchronous=True)
     engine.run(spec, out=out, synchronous=True, resume=True)
     assert_same(reference, out)

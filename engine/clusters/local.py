@@ -43,7 +43,8 @@ def build(workers: int | None, options: dict, env: Mapping[str, str | None]) -> 
     chosen = forkserver.chosen_environ(env)
     config = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in chosen.items()}
     config["logging.distributed"] = "warning"
-    fork = dask.config.get("distributed.worker.multiprocessing-method") == "spawn"  # the default
+    method = dask.config.get("distributed.worker.multiprocessing-method")
+    fork = method == "spawn"  # the default
     if fork:  # fork workers from the preloaded server (started early by `rankstab run`, or now)
         config["distributed.worker.multiprocessing-method"] = "forkserver"
     try:
@@ -54,6 +55,14 @@ def build(workers: int | None, options: dict, env: Mapping[str, str | None]) -> 
             return distributed.LocalCluster(**kwargs)
     except (ValueError, TypeError) as exc:
         raise UserError(f"cannot start the local cluster: {exc}") from exc
+    except RuntimeError as exc:
+        main = forkserver.parent_main()
+        if fork or method == "fork" or main is None or "failed to start" not in str(exc):
+            raise
+        # the user chose a start method whose workers re-run this process's script (see forkserver)
+        raise UserError(f"the local workers failed to start: with distributed.worker.multiprocessing-method = "
+                        f"{method}, every worker re-imports {main.partition(':')[2]}; put its calls under "
+                        f"`if __name__ == \"__main__\":`, or leave that setting at its default") from None
 
 
 def memory_limit(n: int) -> int:

@@ -4,7 +4,8 @@ An index dataset is an ``xarray.Dataset`` with
 
 * ``value(city, field, indicator)`` float64, NaN = missing;
 * per indicator: ``indicator_name``, ``indicator_parent`` (a group code, or "" for the field score),
-  ``direction`` (+1/-1), ``indicator_weight`` (nominal), ``indicator_denominator`` ("" for none);
+  ``direction`` (+1/-1), ``indicator_weight`` (nominal), ``indicator_denominator`` ("" for none),
+  ``indicator_unit`` ("" when not given);
 * per group: ``group_name``, ``group_parent`` ("" = the field score), ``group_weight``;
 * per field: ``field_name``, ``field_weight`` (its weight in the overall composite);
 * per city: ``city_name``, ``country`` and any grouping columns (listed in attrs ``city_groupings``);
@@ -32,6 +33,7 @@ from ..errors import UserError, did_you_mean
 
 EMBEDDED = Path(__file__).resolve().parent.parent / "datasets"
 TIDY_COLUMNS = ("city", "field", "indicator", "value")
+MISSING = ("", "NA", "NaN", "nan")  # value texts that mean missing
 
 
 @dataclass(frozen=True)
@@ -104,10 +106,12 @@ def read_table(path: Path) -> pd.DataFrame:
         if path.suffix.lower() in (".parquet", ".pq"):
             df = pd.read_parquet(path)
         else:
-            df = pd.read_csv(path, dtype={"city": str, "field": str, "indicator": str, "value": str},
-                             keep_default_na=False, encoding="utf-8-sig")
+            df = _read_values_csv(path)
     except UnicodeDecodeError:
         raise UserError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+    except ImportError:  # pyarrow is a dependency of rankstab; an installation may still lack it
+        raise UserError(f"{path}: reading Parquet needs pyarrow, which is not installed; "
+                        f"`pip install pyarrow`, or save the data as CSV") from None
     except pd.errors.EmptyDataError:
         raise UserError(f"{path}: the file is empty; it needs a header city,field,indicator,value") from None
     except Exception as exc:  # noqa: BLE001
@@ -117,6 +121,30 @@ def read_table(path: Path) -> pd.DataFrame:
         raise UserError(f"{path}: missing column(s) {', '.join(missing)}; a tidy file has the columns "
                         f"city,field,indicator,value (found: {', '.join(map(str, df.columns))})")
     return df
+
+
+def _read_values_csv(path: Path) -> pd.DataFrame:
+    """The file as the old all-text reading gives it, fast: the values parsed as float64 by the CSV reader
+    and the codes' types inferred. The slower all-text reading is left only where these could differ:
+    a value that is not a number (which :func:`from_frames` names in its error), true/false (read as 1/0
+    by the float parser) and codes that look like numbers or booleans ("007" would become 7)."""
+    text = {"city": str, "field": str, "indicator": str}
+    try:
+        df = pd.read_csv(path, dtype={"value": np.float64}, keep_default_na=False,
+                         na_values={"value": list(MISSING)}, encoding="utf-8-sig")
+    except (UnicodeDecodeError, pd.errors.EmptyDataError):
+        raise
+    except ValueError:
+        df = None  # some value is not a number
+    if (df is not None and "value" in df.columns
+            and all(pd.api.types.is_string_dtype(df[c].dtype) for c in text if c in df.columns)):
+        v = df["value"].to_numpy()
+        if not ((v == 0) | (v == 1)).any():
+            return df
+        lower = path.read_bytes().lower()
+        if b"true" not in lower and b"false" not in lower:
+            return df
+    return pd.read_csv(path, dtype={**text, "value": str}, keep_default_na=False, encoding="utf-8-sig")
 
 
 def read_meta(path: Path) -> dict:
@@ -181,43 +209,42 @@ def from_frames(values: pd.DataFrame, meta: dict, base: Path | None = None,
     indicators = _entries(meta, "indicator", meta_at)
     _check_entries(meta_at, fields, groups, indicators)
 
-    df = values.copy()
+    codes, labels = {}, {}
     for col in ("city", "field", "indicator"):
-        blank = (df[col].isna() | (df[col].astype(str).str.strip() == "")).to_numpy()
-        df[col] = df[col].astype(str).str.strip()
+        codes[col], labels[col] = _factorize_codes(values[col])
+        blank = values[col].isna().to_numpy() | np.array([lab == "" for lab in labels[col]], bool)[codes[col]]
         if blank.any():
             row = int(np.flatnonzero(blank)[0])
-            raise UserError(f"{data_at}: data row {row + 1} (after the header) has a blank {col} code ({int(blank.sum())} row(s) in "
-                            f"all); fill in the {col} or remove the row")
-    raw = df["value"]
-    num = pd.to_numeric(raw.replace({"": np.nan, "NA": np.nan, "NaN": np.nan, "nan": np.nan}), errors="coerce")
-    bad = num.isna() & raw.notna() & ~raw.astype(str).str.strip().isin(["", "NA", "NaN", "nan"])
-    if bad.any():
-        r = df[bad].iloc[0]
-        raise UserError(f'{data_at}: non-numeric value "{r["value"]}" for city {r["city"]}, field {r["field"]}, '
-                        f"indicator {r['indicator']}; write a number or leave it empty for missing")
-    df["value"] = num.astype(float)
-    dup = df.duplicated(["city", "field", "indicator"], keep=False)
+            raise UserError(f"{data_at}: data row {row + 1} (after the header) has a blank {col} code "
+                            f"({int(blank.sum())} row(s) in all); fill in the {col} or remove the row")
+    num, bad = _numeric(values["value"])
+    if bad >= 0:
+        c, f, i = (labels[col][codes[col][bad]] for col in ("city", "field", "indicator"))
+        raise UserError(f'{data_at}: non-numeric value "{values["value"].iloc[bad]}" for city {c}, field {f}, '
+                        f"indicator {i}; write a number or leave it empty for missing")
+    dup = _duplicated(codes["city"], codes["field"], codes["indicator"])
     if dup.any():
-        r = df[dup].iloc[0]
-        raise UserError(f"{data_at}: duplicate rows for city {r['city']}, field {r['field']}, indicator "
-                        f"{r['indicator']} ({int(dup.sum())} rows in all); keep one row per city/field/indicator")
+        r = int(np.argmax(dup))
+        c, f, i = (labels[col][codes[col][r]] for col in ("city", "field", "indicator"))
+        raise UserError(f"{data_at}: duplicate rows for city {c}, field {f}, indicator "
+                        f"{i} ({int(dup.sum())} rows in all); keep one row per city/field/indicator")
     ind_codes = [str(e["code"]) for e in indicators]
     field_codes = [str(e["code"]) for e in fields]
     for col, known, what in (("indicator", ind_codes, "indicator"), ("field", field_codes, "field")):
-        unknown = sorted(set(df[col]) - set(known))
+        unknown = sorted(set(labels[col]) - set(known))
         if unknown:
             raise UserError(f'{data_at}: {what} "{unknown[0]}" in the data is not in the metadata'
                             f"{did_you_mean(unknown[0], known)}; add it to the metadata or remove its rows")
-    cities = _city_table(meta, base, sorted(set(df["city"]), key=str), meta_at)
+    cities = _city_table(meta, base, sorted(labels["city"], key=str), meta_at)
     city_codes = list(cities["city"])
-    unknown = sorted(set(df["city"]) - set(city_codes))
+    unknown = sorted(set(labels["city"]) - set(city_codes))
     if unknown:
         raise UserError(f'{data_at}: city "{unknown[0]}" in the data is not in the city table; add it there')
 
-    cube = (df.set_index(["city", "field", "indicator"])["value"]
-            .reindex(pd.MultiIndex.from_product([city_codes, field_codes, ind_codes]))
-            .to_numpy().reshape(len(city_codes), len(field_codes), len(ind_codes)))
+    cube = np.full((len(city_codes), len(field_codes), len(ind_codes)), np.nan)
+    at = [pd.Index(known).get_indexer(labels[col])[codes[col]]
+          for col, known in (("city", city_codes), ("field", field_codes), ("indicator", ind_codes))]
+    cube[at[0], at[1], at[2]] = num
     ds = xr.Dataset(
         {"value": (("city", "field", "indicator"), cube)},
         coords={
@@ -233,6 +260,7 @@ def from_frames(values: pd.DataFrame, meta: dict, base: Path | None = None,
             "direction": ("indicator", [int(e.get("direction", 1)) for e in indicators]),
             "indicator_weight": ("indicator", [float(e.get("weight", 1.0)) for e in indicators]),
             "indicator_denominator": ("indicator", [str(e.get("denominator", "")) for e in indicators]),
+            "indicator_unit": ("indicator", [str(e.get("unit", "")) for e in indicators]),
             "group": np.array([str(e["code"]) for e in groups], dtype=str),
             "group_name": ("group", np.array([str(e.get("name", e["code"])) for e in groups], dtype=str)),
             "group_parent": ("group", np.array([str(e.get("parent", "")) for e in groups], dtype=str)),
@@ -263,7 +291,59 @@ def from_frames(values: pd.DataFrame, meta: dict, base: Path | None = None,
         description=str(meta.get("description", "")), source=str(meta.get("source", "")),
         city_groupings=",".join(extra), nominal=tomli_w.dumps(meta.get("nominal", {})),
     )
+    if "levels" in meta:
+        ds.attrs["level_names"] = ",".join(_level_names(meta["levels"], ds, meta_at))
     return validate(ds, data_at)
+
+
+def _level_names(levels, ds: xr.Dataset, name: str) -> list[str]:
+    """The metadata's ``levels``: names of the hierarchy's levels bottom-up (indicators first; then the group
+    levels, optionally the field and the overall composite), e.g. ["indicator", "pillar", "sub-index"]."""
+    from .tree import Tree
+
+    if not isinstance(levels, list) or not all(isinstance(v, str) and v.strip() and "," not in v for v in levels):
+        raise UserError(f'{name}: levels must be a list of level names without commas, bottom-up, e.g. '
+                        f'levels = ["indicator", "pillar", "sub-index"] (got {levels!r})')
+    tree = Tree.from_dataset(ds)
+    below = int(tree.heights()[: tree.n_ind + tree.n_grp].max())
+    if not below <= len(levels) <= below + 2:
+        raise UserError(f"{name}: levels lists {len(levels)} names but the hierarchy has {below} levels below the "
+                        f"field (then the field and the overall composite); give {below} to {below + 2} names")
+    return [v.strip() for v in levels]
+
+
+def level_names(ds: xr.Dataset) -> list[str]:
+    """A dataset's level names, bottom-up ([] when its metadata names none)."""
+    return [v for v in str(ds.attrs.get("level_names", "")).split(",") if v]
+
+
+def _factorize_codes(column: pd.Series) -> tuple[np.ndarray, list]:
+    """Codes of a key column's stripped text and the distinct texts (in order of first appearance)."""
+    first, uniques = pd.factorize(column, use_na_sentinel=False)
+    stripped = pd.Series(uniques, dtype=object).astype(str).str.strip()
+    second, labels = pd.factorize(stripped, use_na_sentinel=False)
+    return second[first], list(labels)
+
+
+def _duplicated(*codes: np.ndarray) -> np.ndarray:
+    """Rows whose combination of codes occurs more than once (all of them, as ``keep=False``)."""
+    sizes = [int(c.max()) + 1 if len(c) else 1 for c in codes]
+    if np.prod(sizes, dtype=float) <= 8 * len(codes[0]) + 1024:  # dense: count every cell
+        key = np.ravel_multi_index(codes, sizes)
+        return np.bincount(key, minlength=int(np.prod(sizes)))[key] > 1
+    return pd.DataFrame(dict(enumerate(codes))).duplicated(keep=False).to_numpy()
+
+
+def _numeric(raw: pd.Series) -> tuple[np.ndarray, int]:
+    """Float64 values of a value column (empty, NA, NaN and nan mean missing) and the position of the
+    first value that is not a number (-1 if none)."""
+    if pd.api.types.is_numeric_dtype(raw.dtype):
+        return raw.astype(float).to_numpy(), -1
+    num = pd.to_numeric(raw.replace(dict.fromkeys(MISSING, np.nan)), errors="coerce").astype(float).to_numpy()
+    maybe = np.flatnonzero(np.isnan(num) & raw.notna().to_numpy())
+    text = raw.iloc[maybe].astype(str).str.strip()
+    bad = maybe[~text.isin(MISSING).to_numpy()]
+    return num, int(bad[0]) if len(bad) else -1
 
 
 def _entries(meta: dict, kind: str, name: str, required: bool = True) -> list[dict]:
@@ -408,15 +488,18 @@ def validate(ds: xr.Dataset, where: str | None = None) -> xr.Dataset:
     for c in np.flatnonzero(~have.any(axis=(1, 2))):
         raise UserError(f"{name}: city {ds.city.values[c]} has no value in any field; remove the city "
                         f"or give it data")
-    for f in range(v.shape[1]):
-        for i in range(v.shape[2]):
-            col = v[:, f, i][have[:, f, i]]
-            where = f"indicator {ds.indicator.values[i]} in field {ds.field.values[f]}"
-            if col.size == 0:
-                raise UserError(f"{name}: {where} is missing for every city; remove the indicator or give it data")
-            if col.size > 1 and np.all(col == col[0]):
-                raise UserError(f"{name}: {where} is constant ({col[0]:g} for every city) and cannot be "
-                                f"normalised; remove the indicator or check the data")
+    count = have.sum(axis=0)  # (field, indicator)
+    lo = np.where(have, v, np.inf).min(axis=0, initial=np.inf)
+    hi = np.where(have, v, -np.inf).max(axis=0, initial=-np.inf)
+    problem = (count == 0) | ((count > 1) & (lo == hi))
+    if problem.any():
+        f, i = np.unravel_index(np.argmax(problem), problem.shape)  # the first in field, indicator order
+        where = f"indicator {ds.indicator.values[i]} in field {ds.field.values[f]}"
+        if count[f, i] == 0:
+            raise UserError(f"{name}: {where} is missing for every city; remove the indicator or give it data")
+        first = v[:, f, i][have[:, f, i]][0]
+        raise UserError(f"{name}: {where} is constant ({first:g} for every city) and cannot be "
+                        f"normalised; remove the indicator or check the data")
     for d in set(ds["indicator_denominator"].values) - {""}:
         if "denominator_value" not in ds or d not in list(ds["denominator"].values):
             raise UserError(f'{name}: denominator "{d}" is not a column of the denominators table; add it')

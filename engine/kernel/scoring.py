@@ -7,13 +7,12 @@ import xarray as xr
 
 from ..errors import UserError, did_you_mean
 from ..methods import Methodology, nominal_methodology
+from ..methods.weights import pca_weights
 from .evaluate import Batch, Prepared, evaluate
 
 
 def methodology_batch(prep: Prepared, m: Methodology) -> Batch:
     """A one-scenario batch for a methodology."""
-    from ..design import pca_weights
-
     tree = prep.tree
     w = tree.nominal.copy()
     if m.weight_scheme == "equal":

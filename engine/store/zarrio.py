@@ -7,8 +7,11 @@ Layout (all readable with plain ``xarray.open_zarr``; see ``results/README.md``)
 * ``design(scenario, factor)`` float64, ``block(scenario)``, ``sample(scenario)``;
 * ``weight(scenario, node)`` and one string variable per discrete choice;
 * ``value(city, field, indicator)`` and the dataset metadata; ``nominal_score``/``nominal_rank``;
-* ``chunk_done(chunk)`` (the completion record) and ``chunk_rank_count(chunk, city, field, rank)``;
-  after the last chunk ``rank_count(city, field, rank)``, and attrs ``complete = 1``.
+* ``chunk_done(chunk)`` (the completion record) and ``chunk_rank_count(chunk, city, field, rank_value)``;
+  after the last chunk ``rank_count(city, field, rank_value)``, and attrs ``complete = 1``.
+
+Strings are variable-length UTF-8 (:data:`STRING`), metadata is consolidated, and every variable carries
+the CF attributes of :mod:`engine.store.attributes`.
 
 Each task writes only its own chunk of every per-scenario array and sets its ``chunk_done`` flag last,
 so an interrupted run leaves flagged chunks that are whole and unflagged ones that are recomputed.
@@ -31,11 +34,34 @@ from zarr.codecs import ZstdCodec
 from zarr.core.sync import sync
 
 from ..errors import UserError
+from .attributes import VARIABLES
 
 INDEX_CHUNK = 2**20  # scenarios per chunk of the scenario index
 CHOICE_VARS = ("normalisation", "aggregation", "outlier", "imputation", "excluded", "weight_scheme")
-warnings.filterwarnings("ignore", message=".*(unstable|not part of the Zarr|consolidated metadata).*")
-warnings.filterwarnings("ignore", category=FutureWarning, module="zarr")
+# Strings are zarr v3's registered "string" data type with the "vlen-utf8" codec (what zarr-python 3 writes
+# for NumPy's StringDType), which other zarr implementations read; NumPy's fixed-width "<U" has no v3 spec.
+STRING = np.dtypes.StringDType()
+
+
+def vlen_strings(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with every string variable and coordinate as :data:`STRING` (xarray writes ``<U`` and object
+    strings as fixed-width or ambiguous zarr types otherwise)."""
+    strings = {name: var.astype(STRING) for name, var in ds.variables.items() if var.dtype.kind in "UO"}
+    coords = {k: v for k, v in strings.items() if k in ds.coords}
+    out = ds.assign_coords(coords)
+    for name, var in strings.items():
+        if name not in coords:
+            out[name] = var
+    return out
+
+
+def consolidate(path: str | Path) -> None:
+    """Consolidate the store's metadata into its root ``zarr.json`` (one read opens every group), after every
+    change of metadata. zarr-python warns that consolidated metadata is not in the v3 core spec yet: it is
+    an optional addition that readers without it ignore."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part", category=UserWarning)
+        zarr.consolidate_metadata(str(path))
 
 
 def compressor(dtype) -> list:
@@ -102,8 +128,9 @@ def finalise(path: Path, rank_count: np.ndarray) -> None:
     """Write the merged rank histogram, then mark the store complete (the last write of a run)."""
     g = open_group(path)
     g["rank_count"][...] = rank_count
-    g.attrs.update({"complete": 1, "finished": datetime.now(UTC).isoformat(timespec="seconds")})
-    zarr.consolidate_metadata(str(path))
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    g.attrs.update({"complete": 1, "finished": now, "date_modified": now})
+    consolidate(path)
 
 
 def remove(path: Path) -> None:
@@ -113,30 +140,32 @@ def remove(path: Path) -> None:
 
 @dataclass(frozen=True)
 class BigArray:
-    """A per-scenario (or per-chunk) array created empty and filled by the tasks."""
+    """A per-scenario (or per-chunk) array created empty and filled by the tasks (its attributes: the
+    :data:`~engine.store.attributes.VARIABLES` entry of its name)."""
 
     name: str
     dims: tuple[str, ...]
     shape: tuple[int, ...]
-    dtype: str
+    dtype: str | np.dtype
     fill: object
     chunk: int
-    attrs: dict
 
 
 def create(path: Path, small: xr.Dataset, big: list[BigArray]) -> None:
     """Write the layout: the small variables now (xarray), the big ones as empty zarr arrays."""
     try:
-        small.to_zarr(str(path), mode="w-", zarr_format=3, consolidated=False)  # keeps our lock file
+        vlen_strings(small).to_zarr(str(path), mode="w-", zarr_format=3, consolidated=False)  # keeps our lock file
         g = open_group(path)
         for b in big:
             g.create_array(b.name, shape=b.shape, chunks=(b.chunk, *b.shape[1:]), dtype=b.dtype,
                            fill_value=b.fill, compressors=compressor(b.dtype), dimension_names=list(b.dims),
-                           attributes=b.attrs)
+                           attributes=VARIABLES[b.name])
         n = big[0].shape[0]
         scenario = g.create_array("scenario", shape=(n,), chunks=(min(n, INDEX_CHUNK),), dtype="int64", fill_value=-1,
                                   compressors=compressor("int64"), dimension_names=["scenario"])
+        scenario.attrs.update(VARIABLES["scenario"])
         write_index(scenario, 0, n)
+        consolidate(path)
     except PermissionError:
         raise UserError(f"{path}: permission denied; choose a writable --out") from None
     except OSError as exc:
@@ -187,6 +216,8 @@ def dataset_from_store(store: xr.Dataset) -> xr.Dataset:
     ds = ds.reset_coords(drop=True).assign_coords({c: store[c].drop_sel(field="overall") if "field" in store[c].dims
                                                    else store[c] for c in keep})
     ds = ds.load()
+    ds = ds.assign_coords({k: (v.dims, np.array(v.values.tolist(), dtype=str))  # fixed-width, as loaded
+                           for k, v in ds.coords.items() if v.dtype == STRING})
     if "group" not in ds.coords:  # a zero-length dimension does not survive the round trip
         empty = np.array([], dtype=str)
         ds = ds.assign_coords(group=empty, group_name=("group", empty), group_parent=("group", empty),

@@ -6,7 +6,7 @@ collects the workers' summaries after the sweep; ``progress`` shows how far it g
 
 from .core import RESULTS, default_out, extend, sweep
 from .job import Job, store_job
-from .tasks import compute_chunk, outputs, warm_up
+from .tasks import compute_chunk, given_plan, outputs, warm_up
 
-__all__ = ["RESULTS", "Job", "compute_chunk", "default_out", "extend", "outputs", "store_job",
+__all__ = ["RESULTS", "Job", "compute_chunk", "default_out", "extend", "given_plan", "outputs", "store_job",
            "sweep", "warm_up"]

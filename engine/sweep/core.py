@@ -9,21 +9,32 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import zarr
 
 from ..data import data_hash
-from ..errors import UserError
+from ..errors import UserError, option
 from ..spec import Spec
 from ..stats.summary import Summary
-from ..store import check_store, done_chunks, finalise, is_store, lock, open_group, read_attrs, write_index
+from ..store import (
+    check_store,
+    consolidate,
+    done_chunks,
+    finalise,
+    is_store,
+    lock,
+    open_group,
+    read_attrs,
+    write_index,
+)
 from ..store.atomic import remove_tree, staging_path, stale_siblings, swap_in
 from ..validate import RESULTS, check_target, default_out, load
 from .execute import execute, fault, merge_histograms
 from .job import store_job
 from .layout import create_store
+from .progress import resolve as resolve_progress
 
 __all__ = ["RESULTS", "check_out", "default_out", "extend", "sweep"]
 
@@ -37,27 +48,28 @@ def make_results_folder(path: Path) -> None:
 
 def check_out(path: Path, spec: Spec, resume: bool, overwrite: bool) -> bool:
     """Decide whether to create a new store (True) or resume (False); refuse conflicts clearly."""
+    resume_, overwrite_, out_ = option("resume"), option("overwrite"), option("out")
     if not path.exists():
         if resume:
-            raise UserError(f"{path}: nothing to resume (no such store); run without --resume")
+            raise UserError(f"{path}: nothing to resume (no such store); run without {resume_}")
         return True
     if overwrite:
         if path.exists() and not is_store(path) and any(path.iterdir()):
-            raise UserError(f"{path} exists and is not a rankstab store; refusing to overwrite it; choose another --out")
+            raise UserError(f"{path} exists and is not a rankstab store; refusing to overwrite it; choose another {out_}")
         return True
     attrs = read_attrs(path)
     if not attrs.get("spec_hash"):
-        raise UserError(f"{path} exists and is not a rankstab store; choose another --out")
+        raise UserError(f"{path} exists and is not a rankstab store; choose another {out_}")
     if not resume:
         state = "complete" if attrs.get("complete") else "incomplete"
-        raise UserError(f"{path} already exists ({state}); use --resume to finish it or --overwrite to replace it")
+        raise UserError(f"{path} already exists ({state}); use {resume_} to finish it or {overwrite_} to replace it")
     check_store(path)  # the attributes a resumed run reads
     if attrs["spec_hash"] != spec.hash:
-        raise UserError(f"{path} was made from a different spec ({attrs.get('spec_source', '?')}); --resume needs the "
-                        f"same spec: use that spec, --overwrite, or another --out")
+        raise UserError(f"{path} was made from a different spec ({attrs.get('spec_source', '?')}); {resume_} needs "
+                        f"the same spec: use that spec, {overwrite_}, or another {out_}")
     if attrs.get("data_hash") != data_hash(spec.ds):
-        raise UserError(f"{path} was made from different input data; --resume needs the same data: "
-                        f"use --overwrite or another --out")
+        raise UserError(f"{path} was made from different input data; {resume_} needs the same data: "
+                        f"use {overwrite_} or another {out_}")
     return False
 
 
@@ -71,12 +83,14 @@ def sweep(spec: Spec | str | Path, out: str | Path | None = None, client=None, *
     ``client``: a ``distributed.Client`` (or a :class:`~engine.clusters.BackgroundCluster`) to use;
     otherwise one is made from ``cluster``/``scheduler``/``scheduler_file``/``workers`` (an embedded
     LocalCluster by default), or none with ``synchronous``.
-    ``progress``: "bar", "quiet" (a line every few seconds) or None. ``max_chunks`` stops after that many
+    ``progress``: "auto" (a notebook display in Jupyter, a bar on a terminal, else plain lines), "bar",
+    "quiet" (a timestamped line every few seconds), "notebook" or None (nothing). ``max_chunks`` stops after that many
     chunks (the store stays incomplete and resumable; used to test interruption). ``grow`` doubles the
     base samples of a complete Sobol store and computes the new scenarios (see ``--until-ci``).
     ``analyse``: called with the store and the whole run's summary (accumulated by the tasks) once the
     store is complete, still under the store's lock (``rankstab run`` writes the analysis group with it).
     """
+    progress = resolve_progress(progress)
     spec = load(spec)
     path = Path(out) if out else default_out(spec)
     replacing = overwrite and not grow and path.exists()
@@ -175,6 +189,8 @@ def extend(path: str | Path) -> None:
     g["chunk"][:] = np.arange(n_chunks)
     if n_old % chunk:  # the old last chunk is partial: recompute it whole (same values for its old rows)
         g["chunk_done"][n_old // chunk] = 0
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     g.attrs.update(design_n=2 * int(attrs["design_n"]), n_scenarios=n_new, n_chunks=n_chunks, complete=0,
-                   extended=int(attrs.get("extended", 0)) + 1)
-    zarr.consolidate_metadata(str(path))  # readers must see the new shapes
+                   extended=int(attrs.get("extended", 0)) + 1, date_modified=now,
+                   history=f"{attrs.get('history', '')}\n{now} extended to {n_new:,} scenarios (--until-ci)".lstrip())
+    consolidate(path)  # readers must see the new shapes

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..clusters import BackgroundCluster, connect
-from ..errors import UserError
+from ..errors import UserError, option
 from ..stats.summary import Plan, Summary
 from ..store import done_chunks, open_group, open_meta
 from .gather import reduce_scatter, take_summaries
@@ -69,10 +69,10 @@ def fault(job: Job, exc: Exception) -> Exception:
     names = {t.__name__ for t in type(exc).__mro__}
     if names & {"CommClosedError", "StreamClosedError", "TimeoutError", "CancelledError", "FutureCancelledError"} \
             or "Connection refused" in text:
-        return UserError(f"lost the Dask scheduler ({type(exc).__name__}); {safe}: rerun with --resume")
+        return UserError(f"lost the Dask scheduler ({type(exc).__name__}); {safe}: rerun with {option('resume')}")
     if isinstance(exc, OSError) or "No space" in text or "Errno 28" in text:
         return UserError(f"{job.path}: a write failed ({str(exc).splitlines()[0][:160]}); {safe}; free space or fix "
-                         f"the path, then rerun with --resume")
+                         f"the path, then rerun with {option('resume')}")
     return exc
 
 

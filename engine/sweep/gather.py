@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, option
 from ..stats.sobol import SobolSums
 from ..stats.summary import Summary
 from .job import Job
@@ -78,7 +78,7 @@ def reduce_scatter(client, tag: str, held: list, conf: float) -> dict[str, dict]
     _wait_pinned(client, finishing, [w for w, _ in held])
     if any(f.status != "finished" for f in finishing):
         raise UserError("a worker left while the workers were merging the analysis; every chunk is stored: "
-                        "rerun with --resume to finish (the analysis is rebuilt from the stored chunks)")
+                        f"rerun with {option('resume')} to finish (the analysis is rebuilt from the stored chunks)")
     finished = client.gather(finishing)
     del slices, finishing
     return {name: {key: np.concatenate([f[name][key] for f in finished], axis=-1) for key in finished[0][name]}

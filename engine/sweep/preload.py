@@ -3,7 +3,10 @@ the shipped default spec (:func:`engine.sweep.warm_up`), so every forked worker 
 warm. A failed warm-up only costs that time back: it never stops the server.
 """
 
+from ..clusters.forkserver import adopt_parent_main
 from .tasks import warm_up
+
+adopt_parent_main()  # first: the workers must not re-run the parent's script, warm-up or not
 
 try:
     warm_up()

@@ -1,0 +1,170 @@
+"""The drawing toolkit of the figures: fixed layouts, cheap category labels, heat maps, PNG encoding.
+
+Everything is drawn with matplotlib's Agg backend directly (no pyplot, no layout engine). Two choices keep
+a figure cheap without changing a pixel of it:
+
+* :class:`Layout` places the axes in inches with margins measured from the actual label texts, so no
+  constrained-layout passes (the text layout dominates the rendering time otherwise);
+* :func:`category_labels` draws the labels of categorical ticks (45 city names, a factor per column) as
+  plain texts and the tick marks as one marker line per side, at exactly the places
+  ``ax.set_yticks(range(n), labels)`` would put them, instead of n ``Tick`` objects of five artists each.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+
+import matplotlib as mpl
+import numpy as np
+from matplotlib.artist import Artist
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
+from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.lines import TICKDOWN, TICKLEFT, TICKRIGHT, TICKUP, Line2D
+from matplotlib.text import Text
+
+DPI = 100
+ANNOTATE_MAX = 400  # annotate heat-map cells only up to this many cells per panel
+HEAT_TICK = {"length": 2.0, "pad": 2.0}  # tick length and label pad (points) of the heat maps
+PNG_OPTIONS = {"compress_level": 1}  # zlib level of the PNGs: level 6 costs ~10 % of a figure, saves ~6 %
+
+
+class Layout:
+    """A figure laid out in inches: fixed margins measured from the actual label texts, so no
+    constrained-layout passes (the text layout dominates the rendering time otherwise)."""
+
+    def __init__(self, left: float, panels: list[float], height: float, top: float, bottom: float,
+                 gap: float = 0.25, cbar: float = 0.0, right: float = 0.15) -> None:
+        self.w = left + sum(panels) + gap * (len(panels) - 1) + (0.12 + 0.15 + 0.6 if cbar else 0) + right
+        self.h = top + height + bottom
+        self.fig = Figure(figsize=(self.w, self.h), dpi=DPI)
+        self.axes, x = [], left
+        for pw in panels:
+            self.axes.append(self.fig.add_axes(self._box(x, bottom, pw, height)))
+            x += pw + gap
+        self.cax = None
+        if cbar:
+            ch = min(height, max(cbar * height, 1.2))
+            self.cax = self.fig.add_axes(self._box(x - gap + 0.12, bottom + (height - ch) / 2, 0.15, ch))
+
+    def _box(self, x, y, w, h):
+        return [x / self.w, y / self.h, w / self.w, h / self.h]
+
+    def colorbar(self, im, label: str):
+        cb = self.fig.colorbar(im, cax=self.cax)
+        cb.set_label(label, fontsize=8)
+        cb.ax.tick_params(labelsize=7.5)
+        return cb
+
+    def title(self, text: str, y_from_top: float = 0.08, size: float = 10) -> None:
+        self.fig.text(0.08 / self.w, 1 - y_from_top / self.h, text, ha="left", va="top", fontsize=size,
+                      fontweight="bold")
+
+
+_RENDERER = None
+
+
+def text_width(labels: Sequence, size: float) -> float:
+    """Width in inches of the widest label at a font size (measured with the Agg renderer)."""
+    global _RENDERER
+    if _RENDERER is None:
+        _RENDERER = RendererAgg(10, 10, DPI)
+    prop = FontProperties(size=size)
+    widths = [_RENDERER.get_text_width_height_descent(str(t), prop, ismath=False)[0] for t in labels if str(t)]
+    return max(widths, default=0.0) / DPI
+
+
+def category_labels(ax, axis: str, labels: Sequence[str], fontsize: float, *, sides: Sequence[str] | None = None,
+                    rotation: float = 0.0, length: float | None = None, pad: float | None = None) -> None:
+    """Label positions 0, 1, ..., n-1 of an axis (``axis`` 'x' or 'y') with ``labels``, tick marks and labels on
+    ``sides`` (default: bottom or left): the same pixels as ``ax.set_xticks(range(n), labels, fontsize=...,
+    rotation=...)`` with ``ax.tick_params(length=length, pad=pad)``, at a fraction of the cost."""
+    name = f"{axis}tick"
+    rc = mpl.rcParams
+    direction = rc[f"{name}.direction"]
+    length = rc[f"{name}.major.size"] if length is None else length
+    pad = (rc[f"{name}.major.pad"] if pad is None else pad) + length * _PAD_SHARE[direction]
+    color = rc[f"{name}.color"]
+    labelcolor = color if rc[f"{name}.labelcolor"] == "inherit" else rc[f"{name}.labelcolor"]
+    pos = np.arange(len(labels), dtype=float)
+    (ax.set_xticks if axis == "x" else ax.set_yticks)([])
+    for side in sides or (("bottom",) if axis == "x" else ("left",)):
+        first = side in ("bottom", "left")
+        edge = np.full_like(pos, 0.0 if first else 1.0)
+        if axis == "x":
+            xy, mark_tr = (pos, edge), ax.get_xaxis_transform("tick1" if first else "tick2")
+            text_tr, va, ha = (ax.get_xaxis_text1_transform if first else ax.get_xaxis_text2_transform)(pad)
+        else:
+            xy, mark_tr = (edge, pos), ax.get_yaxis_transform("tick1" if first else "tick2")
+            text_tr, va, ha = (ax.get_yaxis_text1_transform if first else ax.get_yaxis_text2_transform)(pad)
+        marks = Line2D(*xy, linestyle="none", marker=_markers(axis, direction)[0 if first else 1], markersize=length,
+                       markeredgewidth=rc[f"{name}.major.width"], color=color, markeredgecolor=color,
+                       transform=mark_tr)
+        texts = [Text(x, y, str(label), transform=text_tr, va=va, ha=ha, rotation=rotation, fontsize=fontsize,
+                      color=labelcolor) for x, y, label in zip(*xy, labels, strict=True)]
+        ax.add_artist(_Group([marks, *texts], zorder=(ax.xaxis if axis == "x" else ax.yaxis).get_zorder()))
+
+
+class _Group(Artist):
+    """Artists drawn together, in order and unclipped, at one z-order: the tick marks and labels of one side
+    (where the axis would draw its ticks), or the numbers of a heat map."""
+
+    def __init__(self, parts: list[Artist], zorder: float) -> None:
+        super().__init__()
+        self._parts = parts
+        self.set_zorder(zorder)
+
+    def set_figure(self, fig) -> None:
+        super().set_figure(fig)
+        for part in self._parts:
+            part.set_figure(fig)
+
+    def draw(self, renderer) -> None:
+        for part in self._parts:
+            part.draw(renderer)
+
+
+_PAD_SHARE = {"in": 0.0, "inout": 0.5, "out": 1.0}  # share of the tick length outside the axes (as Tick)
+
+
+def _markers(axis: str, direction: str) -> tuple:
+    """The tick markers of the first and the second side (as matplotlib's XTick and YTick)."""
+    if axis == "x":
+        return {"out": (TICKDOWN, TICKUP), "in": (TICKUP, TICKDOWN), "inout": ("|", "|")}[direction]
+    return {"out": (TICKLEFT, TICKRIGHT), "in": (TICKRIGHT, TICKLEFT), "inout": ("_", "_")}[direction]
+
+
+def heat(ax, M: np.ndarray, cmap: str, vmin: float, vmax: float, annotate_fmt: Callable[[float], str] | None = None,
+         mask: np.ndarray | None = None, flag: np.ndarray | None = None):
+    """imshow of M (masked cells grey), numbers written in the cells when there are few enough, and a red ×
+    instead of the number in ``flag`` cells."""
+    cm = mpl.colormaps[cmap].with_extremes(bad="#d9d9d9")
+    bad = np.isnan(M) if mask is None else (mask | np.isnan(M))
+    im = ax.imshow(np.ma.masked_array(M, mask=bad), cmap=cm, vmin=vmin, vmax=vmax, aspect="auto",
+                   interpolation="nearest")
+    if annotate_fmt and M.size <= ANNOTATE_MAX:
+        r, g, b, _ = np.moveaxis(cm((np.clip(M, vmin, vmax) - vmin) / (vmax - vmin)), -1, 0)
+        dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5  # white numbers on dark cells
+        texts = []
+        for (i, j), v in np.ndenumerate(M):
+            txt = "" if bad[i, j] or (flag is not None and flag[i, j]) else annotate_fmt(v)
+            if txt:
+                texts.append(Text(j, i, txt, ha="center", va="center", fontsize=6.5,
+                                  color="white" if dark[i, j] else "black", transform=ax.transData))
+        ax.add_artist(_Group(texts, zorder=Text.zorder))  # as ax.text() each, without a clip path each
+    if flag is not None and flag.any():
+        i, j = np.nonzero(flag)
+        ax.scatter(j, i, marker="x", s=16, color="#ff3030", linewidths=1.0, zorder=3)
+    ax.tick_params(length=HEAT_TICK["length"], pad=HEAT_TICK["pad"])
+    return im
+
+
+def png(fig) -> tuple[bytes, tuple[int, int]]:
+    """The figure as PNG bytes and its size in pixels."""
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None}, pil_kwargs=dict(PNG_OPTIONS))
+    data = buf.getvalue()
+    w, h = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    return data, (w, h)
