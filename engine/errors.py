@@ -124,6 +124,7 @@ def check_choice(value: str, choices: Iterable[str], what: str) -> str:
     """Return ``value`` if it is one of ``choices``, else raise a UserError listing them."""
     choices = list(choices)
     if value not in choices:
-        raise UserError(f'unknown {what} "{value}"{did_you_mean(value, choices)}; '
+        where, sep, what = what.rpartition(": ")  # "FILE: [design] sampler" -> "FILE: unknown [design] sampler"
+        raise UserError(f'{where}{sep}unknown {what} "{value}"{did_you_mean(value, choices)}; '
                         f"choose one of: {', '.join(choices)}")
     return value

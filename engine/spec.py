@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -200,6 +202,17 @@ def resolve_spec_path(path: str | Path) -> Path:
                     f"{', '.join(sorted(names)) or '(no shipped specs)'}")
 
 
+@contextmanager
+def _at(where: str) -> Iterator[None]:
+    """Prefix a UserError raised inside with ``where`` (the spec file, the factor) unless it names it."""
+    try:
+        yield
+    except UserError as exc:
+        if where.split(": ")[0] in str(exc):
+            raise
+        raise UserError(f"{where}: {exc}") from None
+
+
 def _keys(table: dict, allowed: tuple[str, ...], where: str) -> None:
     for key in table:
         if key not in allowed:
@@ -224,7 +237,8 @@ def _build(raw: dict, text: str, source: str, base: Path, ds: xr.Dataset | None 
     else:
         ref = str(ds.attrs.get("name", "dataset"))
     nominal_table = _typed(raw.get("nominal", {}), dict, f"{source}: [nominal]", "a table")
-    nominal = nominal_methodology(ds, nominal_table)
+    with _at(source):
+        nominal = nominal_methodology(ds, nominal_table)
     weight_sets = _weight_sets(raw.get("weight_sets", {}), ds, source)
     _check_weights(nominal.weights, ds, f"{source}: [nominal.weights]")
     design = _design(_typed(raw.get("design", {}), dict, f"{source}: [design]", "a table"), source)
@@ -355,7 +369,8 @@ def _factor(f: dict, k: int, ds: xr.Dataset, nominal: Methodology, weight_sets: 
             raise UserError(f"{where}: level applies to weight and aggregation factors only; remove it")
         level = check_choice(str(f["level"]), AGG_LEVELS, f"{where} level")
     if kind in OPTION_KINDS:
-        canon = [str(parse_option(kind, c)) for c in choices]
+        with _at(where):
+            canon = [str(parse_option(kind, c)) for c in choices]
         nominal_value = str(getattr(nominal, kind))
     elif kind == "weight_scheme":
         known = ["nominal", "equal", "pca", *weight_sets]

@@ -100,7 +100,8 @@ def check_target(spec: Spec, path: str | Path, flag: str | None = "--out", new: 
                         f"name on this file system (at most {name_max - SIBLING_EXTRA - len('.zarr')} bytes, as rankstab "
                         f"adds .zarr and its lock and staging files); shorten it or give --out")
     if size + SIBLING_EXTRA > name_max:
-        raise UserError(f"{path}: the store name is {size} bytes; this file system allows {name_max} and "
+        shown = path.parent / (path.name[:40] + "...") if len(path.name) > 43 else path
+        raise UserError(f"{shown}: the store name is {size} bytes; this file system allows {name_max} and "
                         f"rankstab adds {SIBLING_EXTRA} for its lock and staging files, so at most "
                         f"{name_max - SIBLING_EXTRA}; {fix}")
     if new:

@@ -212,7 +212,8 @@ def _read_scheduler_file(path: Path, timeout: float) -> str:
         except (ValueError, KeyError, TypeError):
             problem = "is not a Dask scheduler file (no JSON with an address)"
         if time.monotonic() >= deadline:
-            raise UserError(f"scheduler file {path} {problem} (waited {timeout:g} s); start the scheduler "
+            waited = f" (waited {timeout:g} s)" if timeout else ""
+            raise UserError(f"scheduler file {path} {problem}{waited}; start the scheduler "
                             f"with `dask scheduler --scheduler-file {path}` or "
                             f"`mpirun -np N dask-mpi --scheduler-file {path}`, or check the path")
         time.sleep(0.1)

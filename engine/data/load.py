@@ -94,7 +94,7 @@ def _open_xarray(path: Path, zarr: bool) -> xr.Dataset:
         ds = xr.open_zarr(path) if zarr else xr.open_dataset(path)
         return ds.load()
     except Exception as exc:  # noqa: BLE001 - any reader failure is a user-fixable bad file
-        raise UserError(f"{path}: cannot be read as {'zarr' if zarr else 'NetCDF'} ({exc}); "
+        raise UserError(f"{path}: cannot be read as {'zarr' if zarr else 'NetCDF'} ({' '.join(str(exc).split())[:160]}); "
                         f"check the file or export it again") from None
 
 
@@ -235,7 +235,7 @@ def from_frames(values: pd.DataFrame, meta: dict, base: Path | None = None,
         if unknown:
             raise UserError(f'{data_at}: {what} "{unknown[0]}" in the data is not in the metadata'
                             f"{did_you_mean(unknown[0], known)}; add it to the metadata or remove its rows")
-    cities = _city_table(meta, base, sorted(labels["city"], key=str))
+    cities = _city_table(meta, base, sorted(labels["city"], key=str), meta_at)
     city_codes = list(cities["city"])
     unknown = sorted(set(labels["city"]) - set(city_codes))
     if unknown:
@@ -270,11 +270,20 @@ def from_frames(values: pd.DataFrame, meta: dict, base: Path | None = None,
     extra = [c for c in cities.columns if c not in ("city", "name", "country")]
     for col in extra:
         ds = ds.assign_coords({col: ("city", cities[col].astype(str).tolist())})
+    used = {str(e["denominator"]): str(e["code"]) for e in indicators if str(e.get("denominator", ""))}
+    if used and "denominators" not in meta:
+        d, code = next(iter(used.items()))
+        raise UserError(f'{meta_at}: indicator {code} has denominator "{d}" but the metadata names no denominators '
+                        f'table; add denominators = "FILE.csv" (columns city,{d},...)')
     if "denominators" in meta:
         den_path = base / meta["denominators"]
-        den = _read_city_csv(den_path, name)
+        den = _read_city_csv(den_path, meta_at)
         den = den.set_index("city").reindex(city_codes)
         cols = [c for c in den.columns]
+        for d, code in used.items():
+            if d not in cols:
+                raise UserError(f'{den_path}: no column {d}, the denominator of indicator {code} in {meta_at}; add '
+                                f"the column or fix the indicator's denominator")
         ds["denominator_value"] = (("city", "denominator"), _denominators(den, cols, den_path))
         ds = ds.assign_coords(denominator=cols)
     ds.attrs.update(
@@ -283,8 +292,8 @@ def from_frames(values: pd.DataFrame, meta: dict, base: Path | None = None,
         city_groupings=",".join(extra), nominal=tomli_w.dumps(meta.get("nominal", {})),
     )
     if "levels" in meta:
-        ds.attrs["level_names"] = ",".join(_level_names(meta["levels"], ds, name))
-    return validate(ds)
+        ds.attrs["level_names"] = ",".join(_level_names(meta["levels"], ds, meta_at))
+    return validate(ds, data_at)
 
 
 def _level_names(levels, ds: xr.Dataset, name: str) -> list[str]:
@@ -443,11 +452,11 @@ def _denominators(den: pd.DataFrame, cols: list[str], path: Path) -> np.ndarray:
     return out
 
 
-def _city_table(meta: dict, base: Path, codes: list[str]) -> pd.DataFrame:
+def _city_table(meta: dict, base: Path, codes: list[str], where: str = "") -> pd.DataFrame:
     if "cities" not in meta:
         return pd.DataFrame({"city": codes, "name": codes, "country": [""] * len(codes)})
     path = base / meta["cities"]
-    df = _read_city_csv(path, str(meta.get("name", "")))
+    df = _read_city_csv(path, where or str(meta.get("name", "")))
     missing = sorted(set(codes) - set(df["city"]))
     if missing:
         raise UserError(f"{path}: city {missing[0]} has data but no row in the city table; add it")
@@ -461,9 +470,10 @@ def _city_table(meta: dict, base: Path, codes: list[str]) -> pd.DataFrame:
     return df
 
 
-def validate(ds: xr.Dataset) -> xr.Dataset:
-    """Check a dataset's data against its metadata; raise a one-line UserError on the first problem."""
-    name = ds.attrs.get("name", "dataset")
+def validate(ds: xr.Dataset, where: str | None = None) -> xr.Dataset:
+    """Check a dataset's data against its metadata; raise a one-line UserError on the first problem
+    (naming ``where``, e.g. the data file, else the dataset's name)."""
+    name = where or ds.attrs.get("name", "dataset")
     if "value" not in ds or ds["value"].dims != ("city", "field", "indicator"):
         raise UserError(f"{name}: needs a variable value(city, field, indicator)")
     v = ds["value"].values

@@ -30,7 +30,7 @@ import xarray as xr
 from .context import Context
 from .drawing import draw_all
 from .figures import plan
-from .files import html_path, png_folder, store_path, write_bytes, write_text
+from .files import html_path, make_folder, png_folder, store_path, write_bytes, write_text
 from .page import render
 
 __all__ = ["report", "report_cli"]
@@ -42,12 +42,13 @@ def report(store: str | Path | xr.Dataset, out: str | Path | None = None,
     t0 = time.perf_counter()
     path = store_path(store)
     out_path = html_path(path, out)
+    png_path = png_folder(png_dir) if png_dir is not None else None  # checked now, made when written
     ctx = Context.load(path)  # a missing or unanalysable store fails before anything is created
-    png_path = png_folder(png_dir) if png_dir is not None else None
     figs = draw_all(ctx, plan(ctx))
     page = render(ctx, figs, time.perf_counter() - t0)
     write_text(out_path, page)
     if png_path is not None:
+        make_folder(png_path)
         for fig in figs.values():
             write_bytes(png_path / f"{fig.slug}.png", fig.png)
     return out_path

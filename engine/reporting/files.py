@@ -7,7 +7,7 @@ from pathlib import Path
 
 import xarray as xr
 
-from ..errors import UserError, check_output_folder
+from ..errors import UserError, check_output_folder, writable
 
 
 def store_path(store: str | Path | xr.Dataset) -> Path:
@@ -36,17 +36,26 @@ def html_path(store: Path, out: str | Path | None) -> Path:
 
 
 def png_folder(png_dir: str | Path) -> Path:
-    """``--png-dir``, created if needed and checked writable."""
+    """``--png-dir``, checked before any work (an existing writable folder, or one that can be made in a
+    writable folder) but made only when the figures are written (:func:`make_folder`)."""
     d = Path(png_dir).expanduser()
     if d.exists() and not d.is_dir():
         raise UserError(f"--png-dir {d} is a file, not a folder; choose a folder")
+    near = d if d.is_dir() else next((p for p in d.absolute().parents if p.exists()), Path("/"))
+    if not near.is_dir():
+        raise UserError(f"--png-dir {d}: {near} is a file, not a folder; choose another folder")
+    problem = writable(near)
+    if problem:
+        raise UserError(f"--png-dir {d}: cannot write in {near} ({problem}); choose another folder")
+    return d
+
+
+def make_folder(d: Path) -> None:
+    """Create ``--png-dir`` (and its parents) when the figures are written."""
     try:
         d.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"--png-dir {d}: cannot create the folder ({exc.strerror}); choose another") from None
-    if not os.access(d, os.W_OK):
-        raise UserError(f"--png-dir {d} is not writable; choose another folder")
-    return d
 
 
 def write_bytes(path: Path, data: bytes) -> None:
