@@ -30,7 +30,7 @@ import zarr
 from zarr.codecs import ZstdCodec
 from zarr.core.sync import sync
 
-from ..errors import UserError
+from ..errors import UserError, per_caller
 
 INDEX_CHUNK = 2**20  # scenarios per chunk of the scenario index
 CHOICE_VARS = ("normalisation", "aggregation", "outlier", "imputation", "excluded", "weight_scheme")
@@ -153,7 +153,8 @@ def check_store(path: str | Path) -> Path:
     """``path`` if it is a rankstab store, else a clear error."""
     path = Path(path)
     if not path.exists():
-        raise UserError(f"{path}: no such store; run `rankstab run SPEC --out {path}` first")
+        first = per_caller(f"`rankstab run SPEC --out {path}`", f"`engine.run(spec, out={str(path)!r})`")
+        raise UserError(f"{path}: no such store; run {first} first")
     if not is_store(path):
         raise UserError(f"{path}: not a rankstab store (no spec_hash attribute)")
     return path
