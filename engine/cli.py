@@ -1,7 +1,10 @@
 """The ``rankstab`` command: datasets, score, validate, run, analyze, report, verify.
 
-Every user-caused error prints one or two lines to stderr and exits with code 2 (``--debug`` shows the
-traceback).
+The error boundary (:func:`main`): every error a user can cause (a :class:`~engine.errors.UserError`, and
+any ``OSError``/``ValueError`` that escaped a more specific message) prints one line to stderr naming the
+file or key and the fix, and exits with code 2; a bad command line too (argparse's usage block is left
+out). Anything else is an internal error: one line saying so and pointing at ``--debug`` (which shows the
+traceback), exit code 1.
 """
 
 from __future__ import annotations
@@ -10,9 +13,10 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
-from .errors import UserError, check_output_folder, cli_messages
+from .errors import UserError, check_output_folder, cli_messages, os_error_line
 
 #: The spec ``rankstab run`` runs by default, and the store it writes (``analyze``/``report``/``verify``'s default).
 DEFAULT_SPEC = "gtii-2019"
@@ -20,8 +24,16 @@ DEFAULT_STORE = f"results/{DEFAULT_SPEC}.zarr"
 STORE_HELP = f"a run's zarr store (default {DEFAULT_STORE}, where `rankstab run` writes by default)"
 
 
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``rankstab run: error: ... (see rankstab run --help)``, exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rankstab", description="Scenario and sensitivity sweeps of composite-index "
+    p = _Parser(prog="rankstab", description="Scenario and sensitivity sweeps of composite-index "
                                 "rankings on Dask (Monte Carlo and Sobol), stored in xarray/zarr.")
     p.add_argument("--debug", action="store_true", help="show Python tracebacks")
     p.add_argument("--version", action="version", version=f"rankstab {_version()}")
@@ -40,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("validate", help="check a scenario spec and its dataset; print the factor table")
     s.add_argument("spec", help="spec TOML path or shipped spec name (e.g. gtii-2019)")
+    s.add_argument("--out", help="also check this store path (default results/<spec name>.zarr): its name, "
+                   "folder and free space")
     s.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("run", help="run a spec's sweep on a Dask cluster into a zarr store")
@@ -101,6 +115,7 @@ def cmd_score(args) -> int:
     from .data import load_dataset
     from .kernel.scoring import score
 
+    out = _csv_out(args.out) if args.out else None
     src = args.source
     if src.endswith(".toml") and not Path(src).name == "meta.toml":
         from .spec import Spec
@@ -113,16 +128,25 @@ def cmd_score(args) -> int:
     df = result.to_dataframe().reset_index()[["city", *names, "field", "score", "rank"]]
     df = df.sort_values(["field", "rank", "city"], key=lambda c: c.map(_field_order(result)) if c.name == "field"
                         else c)
-    if args.out:
-        out = Path(args.out)
-        check_output_folder(out)
+    if out is not None:
+        from .store.atomic import write_text
+
         df["score"] = [float32_text(x) for x in df["score"]]  # the stored precision: reads back exactly
-        df.to_csv(out, index=False)
+        write_text(out, df.to_csv(index=False))  # an existing file is replaced whole or not at all
         print(f"wrote {len(df)} rows to {out}")
     else:
         df["score"] = df["score"].astype(float).round(4)  # for reading; --out keeps every digit
         print(df.to_csv(index=False), end="")
     return 0
+
+
+def _csv_out(text: str) -> Path:
+    """``score --out``: a file path (not a folder) in a writable folder, checked before any work."""
+    out = Path(text).expanduser()
+    if out.is_dir() or text.endswith(("/", os.sep)):
+        raise UserError(f"--out {text} is a folder; give a file path such as {out / 'scores.csv'}")
+    check_output_folder(out)
+    return out
 
 
 def float32_text(x) -> str:
@@ -138,9 +162,12 @@ def _field_order(result) -> dict:
 
 
 def cmd_validate(args) -> int:
-    from .validate import describe, load
+    from .validate import check_target, default_out, describe, load
 
-    print(describe(load(args.spec)))
+    spec = load(args.spec)
+    out = Path(args.out) if args.out else default_out(spec)
+    print(describe(spec, out))
+    check_target(spec, out, flag="--out" if args.out else None)  # what `run` would refuse, validate refuses
     return 0
 
 
@@ -182,17 +209,46 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if not args.debug:  # Dask's own error logs (with tracebacks) would bury our one-line messages
         logging.disable(logging.ERROR)
+    shown = warnings.showwarning
+    if not args.debug:  # numerical and library warnings would add lines to the one-line messages
+        warnings.showwarning = _no_warning
     try:
         with cli_messages():  # name options as flags (--resume), not as Python keywords
             return int(args.func(args) or 0)
-    except UserError as exc:
-        if args.debug:
-            raise
-        print(f"rankstab {args.command}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
     except KeyboardInterrupt:
         print(f"rankstab {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        code, line = explain(exc)
+        print(f"rankstab {args.command}: {line}", file=sys.stderr)
+        return code
+    finally:
+        warnings.showwarning = shown
+
+
+def _no_warning(*args, **kwargs) -> None:
+    """``warnings.showwarning`` while a command runs without --debug."""
+
+
+def explain(exc: BaseException) -> tuple[int, str]:
+    """The exit code and the one line :func:`main` prints for an exception."""
+    if isinstance(exc, UserError):
+        return exc.exit_code, f"error: {_one_line(str(exc))}"
+    if isinstance(exc, OSError):
+        return 2, f"error: {_one_line(os_error_line(exc))}"
+    if isinstance(exc, MemoryError):
+        return 2, "error: not enough memory; lower [design] chunk (or n), or run on a machine with more memory"
+    if isinstance(exc, ValueError):
+        return 2, (f"error: {_one_line(str(exc)) or type(exc).__name__}; check the inputs of this command "
+                   f"(--debug shows where it was raised)")
+    return 1, (f"internal error ({type(exc).__name__}: {_one_line(str(exc))[:200]}); rerun with --debug for the "
+               f"traceback and report it")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
 
 
 def console() -> None:

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from itertools import product
 
 import numpy as np
 
 from .data import Tree
+from .errors import UserError
 from .kernel import Batch, Prepared, evaluate
 from .methods import Prep, parse_option
 from .methods.weights import pca_weights
-from .spec import AGG_LEVELS, Spec
+from .spec import AGG_LEVELS, Factor, Spec
 
 DISCRETE = ("normalisation", "aggregation", "outlier", "imputation", "exclude", "weight_scheme")
 
@@ -124,21 +126,21 @@ def decode(spec: Spec, tree: Tree, x: np.ndarray, schemes: np.ndarray) -> Decode
     for j, f in enumerate(spec.factors):
         u = x[:, j]
         if f.kind == "weight":
-            multipliers[:, tree.nodes.index(f.node)] *= f.multiplier(u)
+            if not f.dirichlet:
+                multipliers[:, tree.nodes.index(f.node)] *= np.where(np.isnan(u), 1.0, f.multiplier(u))
         elif f.kind == "aggregation":
             for lv in [f.level] if f.level else AGG_LEVELS:
-                level_choices[lv], level_idx[lv] = list(f.choices), f.index(u)
+                level_choices[lv], level_idx[lv] = _choice_index(f, u)
         else:
-            options[f.kind] = list(f.choices)
-            idx[f.kind] = f.index(u)
+            options[f.kind], idx[f.kind] = _choice_index(f, u)
     options["aggregation"], idx["aggregation"] = _methods(level_choices, level_idx)
     scheme_names = scheme_order(spec)
     scheme_idx = np.array([scheme_names.index(s) for s in options["weight_scheme"]])[idx["weight_scheme"]]
     w = schemes[scheme_idx] * multipliers
-    excl = np.array([tree.nodes.index(e) if e != "none" else -1 for e in options["exclude"]])[idx["exclude"]]
-    rows = np.flatnonzero(excl >= 0)
-    w[rows, excl[rows]] = 0.0
-    w = tree.renormalise(w)
+    for cols, nodes, shape in dirichlet_sets(spec, tree):
+        # the set's shares replace its weights; its total (the parent's share of the set) stays the scheme's
+        w[:, nodes] = dirichlet_shares(x[:, cols], shape) * w[:, nodes].sum(axis=1, keepdims=True)
+    w = exclude(tree, w, np.array(options["exclude"])[idx["exclude"]])
 
     prep_kinds = ("normalisation", "outlier", "imputation")
     sizes = [len(options[k]) for k in prep_kinds]
@@ -152,6 +154,51 @@ def decode(spec: Spec, tree: Tree, x: np.ndarray, schemes: np.ndarray) -> Decode
     choices = {k: np.array(options[k])[idx[k]] for k in DISCRETE}
     choices["excluded"] = choices.pop("exclude")
     return Decoded(batch, choices)
+
+
+def _choice_index(f: Factor, u: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """A discrete factor's options and each scenario's index into them; u = NaN (the nominal row) takes the
+    nominal, appended to the options when it is not among the choices."""
+    options = list(f.choices)
+    nan = np.isnan(u)
+    if not nan.any():
+        return options, f.index(u)
+    if f.nominal not in options:
+        options.append(f.nominal)
+    return options, np.where(nan, options.index(f.nominal), f.index(np.where(nan, 0.0, u)))
+
+
+def dirichlet_sets(spec: Spec, tree: Tree) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(design columns, node indices, Gamma shapes) of every sibling set a Dirichlet factor draws."""
+    sets: dict[str, list[int]] = {}
+    for j, f in enumerate(spec.factors):
+        if f.kind == "weight" and f.dirichlet:
+            sets.setdefault(f.joint, []).append(j)
+    return [(np.array(cols), np.array([tree.nodes.index(spec.factors[j].node) for j in cols]),
+             np.array([spec.factors[j].shape for j in cols])) for cols in sets.values()]
+
+
+def dirichlet_shares(u: np.ndarray, shape: np.ndarray) -> np.ndarray:
+    """Dirichlet(shape) shares from independent uniforms (scenario, sibling): each column's Gamma(shape_i, 1)
+    variate by its inverse CDF, divided by the row's sum. Rows of NaN (the nominal row) get the mean
+    shape / sum(shape), the nominal shares."""
+    from scipy.special import gammaincinv
+
+    mean = shape / shape.sum()
+    g = gammaincinv(shape[None, :], np.where(np.isnan(u), 0.5, u))
+    total = g.sum(axis=1, keepdims=True)
+    ok = (total > 0) & np.isfinite(total) & ~np.isnan(u).any(axis=1, keepdims=True)
+    return np.where(ok, g / np.where(ok, total, 1.0), mean[None, :])
+
+
+def exclude(tree: Tree, w: np.ndarray, excluded: np.ndarray) -> np.ndarray:
+    """Raw weights (scenario, node) with each scenario's excluded indicator ("none": none) at zero,
+    renormalised within their parents."""
+    excl = np.array([tree.nodes.index(e) if e != "none" else -1 for e in excluded], dtype=np.int64)
+    rows = np.flatnonzero(excl >= 0)
+    w = np.array(w, dtype=np.float64, copy=True)
+    w[rows, excl[rows]] = 0.0
+    return tree.renormalise(w)
 
 
 def _methods(choices: dict[str, list[str]], idx: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
@@ -169,8 +216,6 @@ def _methods(choices: dict[str, list[str]], idx: dict[str, np.ndarray]) -> tuple
 
 def aggregation_methods(spec: Spec) -> list[str]:
     """Every method string the spec's aggregation factors can produce."""
-    from itertools import product
-
     per_level = {lv: [spec.nominal.aggregation.name] for lv in AGG_LEVELS}
     for f in spec.factors:
         if f.kind == "aggregation":
@@ -204,12 +249,9 @@ def weight_schemes(spec: Spec, tree: Tree, pca_data: np.ndarray | None = None) -
 
 
 def nominal_row(spec: Spec) -> np.ndarray:
-    """A design row that decodes to the nominal methodology (u = 0.5 for weights, the nominal bin)."""
-    row = np.full(len(spec.factors), 0.5)
-    for j, f in enumerate(spec.factors):
-        if f.discrete:
-            row[j] = (f.choices.index(f.nominal) + 0.5) / len(f.choices)
-    return row
+    """A design row that decodes to the nominal methodology: NaN in every column (see :func:`decode`), which
+    also reaches a nominal outside the sampled choices and the mean of a Dirichlet factor."""
+    return np.full(len(spec.factors), np.nan)
 
 
 def auto_chunk(spec: Spec, n_cities: int, n_fields: int, target_bytes: float = 16e6) -> int:
@@ -225,7 +267,8 @@ def auto_chunk(spec: Spec, n_cities: int, n_fields: int, target_bytes: float = 1
 
 def check_combinations(spec: Spec) -> None:
     """Every preparation x aggregation combination that can occur must be computable (e.g. geometric
-    needs positive values): each is evaluated once with nominal weights."""
+    needs positive values): each is evaluated once with nominal weights. Then every factor must be able to
+    change something (:func:`check_effects`)."""
     prep = Prepared(spec.ds)
     norms = spec.choices_of("normalisation") or [str(spec.nominal.normalisation)]
     outs = spec.choices_of("outlier") or [str(spec.nominal.outlier)]
@@ -237,4 +280,46 @@ def check_combinations(spec: Spec) -> None:
     zero = np.zeros(1, dtype=np.int64)
     for p in preps:
         for m in methods:
-            evaluate(prep, Batch([p], zero, [m], zero, w))
+            scores, _ = evaluate(prep, Batch([p], zero, [m], zero, w))
+            if np.isinf(scores).any():  # stored as float32: a score beyond its range would be stored as inf
+                raise UserError(f"{spec.source}: normalisation {p.normalisation} with aggregation {m} gives "
+                                f"infinite scores (beyond float32's range, 3.4e38); use smaller normalisation bounds")
+    check_effects(spec, prep)
+
+
+PREP_KINDS = ("normalisation", "outlier", "imputation")
+
+
+def check_effects(spec: Spec, prep: Prepared) -> None:
+    """Refuse a factor whose choices cannot change any result, the trap of COINr issue #60 (an audit varying
+    a step the index does not use): preparation choices that give identical data under every combination of
+    the other preparation choices (e.g. imputations of data with nothing missing), or weight schemes that
+    give identical renormalised weights. (A nominal outside the choices is allowed: it changes nothing
+    about what the scenarios sample.)"""
+    per_kind = {k: spec.choices_of(k) or [str(getattr(spec.nominal, k))] for k in PREP_KINDS}
+    for f in spec.factors:
+        if f.kind in PREP_KINDS:
+            others = [k for k in PREP_KINDS if k != f.kind]
+            combos = [dict(zip(others, c, strict=True)) for c in product(*(per_kind[k] for k in others))]
+            if not any(_differ([prep.data(_prep(spec, {**c, f.kind: choice})) for choice in f.choices])
+                       for c in combos):
+                hint = {"imputation": "nothing is missing to impute", "outlier": "no indicator needs treatment"}
+                raise UserError(f'{spec.source}: factor "{f.name}": its choices ({", ".join(f.choices)}) give '
+                                f"identical data ({hint.get(f.kind, 'the same normalised values')}), so it cannot "
+                                f"change any result; remove it or choose alternatives that differ")
+        elif f.kind == "weight_scheme":
+            schemes = weight_schemes(spec, prep.tree, prep.data(spec.nominal.prep))
+            order = scheme_order(spec)
+            w = prep.tree.renormalise(schemes[[order.index(c) for c in f.choices]])
+            if not _differ(list(w)):
+                raise UserError(f'{spec.source}: factor "{f.name}": its weight schemes ({", ".join(f.choices)}) '
+                                f"give identical weights, so it cannot change any result; remove it or choose "
+                                f"schemes that differ")
+
+
+def _prep(spec: Spec, options: dict[str, str]) -> Prep:
+    return Prep(*(parse_option(k, options[k]) for k in PREP_KINDS), denominate=spec.nominal.denominate)
+
+
+def _differ(arrays: list[np.ndarray]) -> bool:
+    return any(not np.array_equal(arrays[0], a, equal_nan=True) for a in arrays[1:])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import errno
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -54,15 +56,54 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f' (did you mean "{close[0]}"?)' if close else ""
 
 
-def check_output_folder(path: Path, flag: str | None = None) -> None:
-    """The folder an output goes into must exist and be writable (``flag``: the option naming it, default
-    ``--out``/``out=``)."""
-    flag = flag or option("out")
-    parent = Path(path).expanduser().resolve().parent
-    if not parent.is_dir():
-        raise UserError(f"{path}: the folder {parent} does not exist; create it or choose another {flag}")
-    if not os.access(parent, os.W_OK):
-        raise UserError(f"{path}: the folder {parent} is not writable; choose another {flag}")
+def check_output_folder(path: Path, flag: str | None = None, create: tuple[str, ...] = ()) -> None:
+    """The folder an output goes into must be an existing, writable folder (tried by creating and removing a
+    hidden probe file, which also catches read-only mounts, /proc and root's ``os.access`` optimism).
+    ``flag``: the option naming it, default ``--out``/``out=``. A missing folder whose name is in ``create`` (e.g. the default ``results``) is fine when its own
+    parent is writable: it is created when the output is written."""
+    flag = flag or option("out")  # --out on the command line, out= in Python
+    parent = Path(path).expanduser().absolute().parent
+    if parent.exists() and not parent.is_dir():
+        raise UserError(f"{path}: {parent} is a file, not a folder; move that file away or choose another {flag}")
+    if not parent.exists():
+        if parent.name in create and parent.parent.is_dir():
+            parent = parent.parent
+        else:
+            raise UserError(f"{path}: the folder {parent} does not exist; create it or choose another {flag}")
+    problem = writable(parent)
+    if problem:
+        raise UserError(f"{path}: cannot write in the folder {parent} ({problem}); choose another {flag}")
+
+
+def writable(folder: Path) -> str:
+    """'' if a file can be created in ``folder``, else why not (the OS's words)."""
+    probe = folder / f".rankstab-probe-{os.getpid()}-{id(folder):x}"
+    try:
+        fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except OSError as exc:
+        return "not writable" if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else \
+            (exc.strerror or type(exc).__name__).lower()
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    return ""
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an OSError: the file it names, what the OS said, and what to do."""
+    what = (exc.strerror or str(exc) or type(exc).__name__).rstrip(".")
+    name = exc.filename if exc.filename is not None else ""
+    fix = {errno.ENOSPC: "free some space or choose another output folder",
+           errno.EDQUOT: "free some space or choose another output folder",
+           errno.EACCES: "check the permissions or choose another path",
+           errno.EPERM: "check the permissions or choose another path",
+           errno.EROFS: "the file system is read-only: choose another path",
+           errno.ENAMETOOLONG: "choose a shorter name",
+           errno.ENOENT: "check the path",
+           errno.EISDIR: "give a file path, not a folder",
+           errno.ENOTDIR: "a part of the path is a file, not a folder: check the path"}.get(
+        exc.errno or 0, "check the path, the permissions and the free space")
+    return f"{name}: {what.lower()}; {fix}" if name else f"{what}; {fix}"
 
 
 def check_choice(value: str, choices: Iterable[str], what: str) -> str:

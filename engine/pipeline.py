@@ -10,13 +10,13 @@ from pathlib import Path
 import xarray as xr
 
 from .analysis import open_analysis, summary_table, write_summary
-from .clusters import BackgroundCluster
-from .errors import UserError
+from .clusters import BackgroundCluster, preflight
 from .reporting import report
 from .spec import Spec
 from .store import open_store, read_attrs
-from .sweep import check_parent, default_out, sweep
-from .validate import load
+from .sweep import default_out, sweep
+from .sweep.core import check_out
+from .validate import check_run_options, check_target, load
 
 
 def run(spec: Spec | str | Path, out: str | Path | None = None, client=None, *, analyse: bool = True,
@@ -31,12 +31,20 @@ def run(spec: Spec | str | Path, out: str | Path | None = None, client=None, *, 
 
 def run_cli(args) -> int:
     t0 = time.perf_counter()
-    spec = load(args.spec)  # a bad spec or output folder fails before any cluster starts
-    check_parent(Path(args.out) if args.out else default_out(spec))
-    if args.until_ci and spec.design.kind != "sobol":
-        raise UserError("--until-ci needs a Sobol design (kind = \"sobol\")")
+    # everything that can be checked is checked before a cluster starts or anything is written
+    spec = load(args.spec)
+    for note in spec.notes:
+        print(note, file=sys.stderr)
+    out = Path(args.out) if args.out else default_out(spec)
+    check_run_options(spec, until_ci=args.until_ci, max_doublings=args.max_doublings, workers=args.workers)
+    new = not args.resume and (args.overwrite or not out.exists())
+    check_target(spec, out, "--out" if args.out else None, new=new)
+    if out.exists():
+        check_out(out, spec, args.resume, args.overwrite)
     where = dict(cluster=args.cluster, scheduler=args.scheduler, scheduler_file=args.scheduler_file,
                  workers=args.workers)
+    if not args.synchronous:
+        preflight(**where)  # the cluster file, the scheduler's address (reached once), --workers
     bg = None if args.synchronous else BackgroundCluster(**where)  # workers start while the store is created
     try:
         return _run_cli(args, spec, bg, where, t0)
@@ -48,7 +56,7 @@ def run_cli(args) -> int:
 def _run_cli(args, spec: Spec, bg: BackgroundCluster | None, where: dict, t0: float) -> int:
     mode = "quiet" if args.quiet or not sys.stderr.isatty() else "bar"
     kw = dict(synchronous=args.synchronous, progress=mode)
-    analyse = not args.no_analyze or bool(args.until_ci)
+    analyse = not args.no_analyze or args.until_ci is not None
     path = sweep(spec, args.out, bg, resume=args.resume, overwrite=args.overwrite,
                  analyse=write_summary if analyse else None, **kw)
     el = time.perf_counter() - t0
@@ -58,7 +66,7 @@ def _run_cli(args, spec: Spec, bg: BackgroundCluster | None, where: dict, t0: fl
     if not analyse:
         return 0
     result = open_analysis(path).load()
-    if args.until_ci:
+    if args.until_ci is not None:
         for _ in range(args.max_doublings):
             widest = result.attrs["max_ST_conf"]
             if widest <= args.until_ci:

@@ -20,19 +20,27 @@ from .methods import OPTION_KINDS, Methodology, nominal_methodology, parse_optio
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 TOP_KEYS = ("name", "description", "dataset", "nominal", "design", "factor", "weight_sets", "store")
-DESIGN_KEYS = ("kind", "n", "second_order", "seed", "chunk", "sampler", "num_resamples", "conf_level")
+DESIGN_KEYS = ("kind", "n", "second_order", "seed", "chunk", "sampler", "num_resamples", "conf_level",
+               "confidence_samples")
 FACTOR_KINDS = ("weight", "weight_scheme", "normalisation", "aggregation", "exclude", "imputation", "outlier")
-FACTOR_KEYS = ("name", "kind", "target", "targets", "level", "within", "range", "choices", "group", "prefix")
+FACTOR_KEYS = ("name", "kind", "target", "targets", "level", "within", "range", "choices", "group", "prefix",
+               "probabilities", "distribution", "concentration")
+SHOW_CHOICES = 6  # a factor with more choices is described as a count plus the first three
+PROB_TOL = 1e-9  # probabilities must sum to 1 within this
 STORE_MODES = ("full", "ranks", "summary")
 AGG_LEVELS = ("group", "field", "overall")
 
 
 @dataclass(frozen=True)
 class Factor:
-    """One uncertain input, decoded from u in [0, 1).
+    """One uncertain input, decoded from u in [0, 1) (u = NaN decodes to the nominal).
 
-    ``weight``: the node's weight is multiplied by 1 - p + 2 p u (uniform on [1-p, 1+p]), then all weights
-    are renormalised within their parent. Discrete kinds: choice ``floor(u * len(choices))``.
+    ``weight`` (``distribution = "uniform"``): the node's weight is multiplied by 1 - p + 2 p u (uniform on
+    [1-p, 1+p]), then all weights are renormalised within their parent. ``weight`` (``"dirichlet"``): one
+    column per sibling of a set drawn jointly; u -> a Gamma(``shape``) variate by its inverse CDF, and the
+    set's variates divided by their sum are its shares (see :func:`engine.design.dirichlet_shares`).
+    Discrete kinds: choice k for u in [P_{k-1}, P_k), P the cumulative ``probabilities`` (default equal:
+    ``floor(u * len(choices))``).
     """
 
     name: str
@@ -43,19 +51,43 @@ class Factor:
     choices: tuple[str, ...] = ()
     level: str = ""  # aggregation only: "group", "field" or "overall"; "" = every level
     nominal: str = ""
+    probabilities: tuple[float, ...] = ()  # discrete: each choice's probability; () = equal
+    distribution: str = "uniform"  # weight: "uniform" (range p) or "dirichlet"
+    concentration: float = 0.0  # dirichlet: alpha
+    shape: float = 0.0  # dirichlet: this sibling's Gamma shape alpha * K * (nominal share in its set)
+    joint: str = ""  # dirichlet: the sibling set whose variates are normalised together
 
     @property
     def discrete(self) -> bool:
         return self.kind != "weight"
 
+    @property
+    def dirichlet(self) -> bool:
+        return self.distribution == "dirichlet"
+
+    @property
+    def in_space(self) -> bool:
+        """Whether the nominal is one of the values this factor samples."""
+        return not self.discrete or self.nominal in self.choices
+
     def describe(self) -> str:
+        if self.dirichlet:
+            return f"Dirichlet(alpha={self.concentration:g}) share of {self.node} in {self.joint.rsplit('#', 1)[1]}"
         if self.discrete:
-            return " | ".join(self.choices)
+            shown = [c if not self.probabilities else f"{c} ({q:.3g})"
+                     for c, q in zip(self.choices, self.probabilities or self.choices, strict=True)]
+            if len(shown) > SHOW_CHOICES:
+                return f"{len(shown)} choices: " + " | ".join(shown[:3]) + " | ..."
+            return " | ".join(shown)
         return f"x U[{1 - self.p:g}, {1 + self.p:g}] on weight of {self.node}"
 
     def index(self, u: np.ndarray) -> np.ndarray:
-        """Equal-probability bins of u -> choice index."""
-        return np.minimum((np.asarray(u) * len(self.choices)).astype(np.int64), len(self.choices) - 1)
+        """Choice index of u: bins of width ``probabilities`` (equal by default)."""
+        u = np.asarray(u)
+        n = len(self.choices)
+        if not self.probabilities:
+            return np.minimum((u * n).astype(np.int64), n - 1)
+        return np.minimum(np.searchsorted(np.cumsum(self.probabilities), u, side="right"), n - 1)
 
     def multiplier(self, u: np.ndarray) -> np.ndarray:
         return 1.0 - self.p + 2.0 * self.p * np.asarray(u)
@@ -71,6 +103,7 @@ class Design:
     sampler: str = "sobol"
     num_resamples: int = 100
     conf_level: float = 0.95
+    confidence_samples: int = 1024  # stability rows re-evaluated for SMAA-2 confidence factors; 0 = none
 
 
 @dataclass
@@ -111,6 +144,21 @@ class Spec:
     def n_scenarios(self) -> int:
         return self.design.n * self.block_size
 
+    @property
+    def nominal_in_space(self) -> bool:
+        """Whether every discrete factor samples its nominal value (COINr-style audits may not)."""
+        return all(f.in_space for f in self.factors)
+
+    @property
+    def notes(self) -> list[str]:
+        """One-line notes ``validate`` and ``run`` print (a nominal outside the sampled space)."""
+        outside = list({(f.kind, f.nominal): f for f in self.factors if not f.in_space}.values())
+        if not outside:
+            return []
+        what = "; ".join(f'{f.kind} "{f.nominal}"' for f in outside)
+        return [f"note: the nominal methodology is outside the sampled space ({what}: not among the choices), so "
+                f"R-bar and the rank shifts from nominal measure distances to a methodology no scenario uses"]
+
     def choices_of(self, kind: str) -> list[str]:
         """Every choice of this spec's factors of one kind (e.g. every normalisation sampled)."""
         return [c for f in self.factors if f.kind == kind for c in f.choices]
@@ -119,7 +167,7 @@ class Spec:
     def from_toml(cls, path: str | Path) -> Spec:
         path = resolve_spec_path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is accepted
         except UnicodeDecodeError:
             raise UserError(f"{path}: not UTF-8 text; save the spec as UTF-8") from None
         except OSError as exc:
@@ -187,6 +235,7 @@ def _build(raw: dict, text: str, source: str, base: Path, ds: xr.Dataset | None 
     for k, f in enumerate(factors_raw):
         factors.extend(_factor(_typed(f, dict, f"{source}: factor {k + 1}", "a table"), k, ds, nominal,
                                weight_sets, source))
+    _check_weight_overlap(factors, source)
     names = [f.name for f in factors]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -270,7 +319,11 @@ def _design(table: dict, source: str) -> Design:
     conf = _typed(table.get("conf_level", 0.95), float, f"{where} conf_level", "a number in (0, 1)")
     if not 0 < conf < 1:
         raise UserError(f"{where} conf_level is {conf}; use a number between 0 and 1, e.g. 0.95")
-    return Design(kind, n, second, seed, chunk, sampler, nres, conf)
+    n_conf = _typed(table.get("confidence_samples", 1024), int, f"{where} confidence_samples",
+                    "a whole number (0 = no SMAA confidence factors)")
+    if n_conf < 0:
+        raise UserError(f"{where} confidence_samples is {n_conf}; use 0 (none) or a positive number of scenarios")
+    return Design(kind, n, second, seed, chunk, sampler, nres, conf, n_conf)
 
 
 def _factor(f: dict, k: int, ds: xr.Dataset, nominal: Methodology, weight_sets: dict,
@@ -282,7 +335,12 @@ def _factor(f: dict, k: int, ds: xr.Dataset, nominal: Methodology, weight_sets: 
     kind = str(f["kind"])
     check_choice(kind, FACTOR_KINDS, f"{where} kind")
     if kind == "weight":
-        return _weight_factors(f, where, ds)
+        return _weight_factors(f, where, ds, nominal, weight_sets)
+    if "probabilities" in f and "choices" not in f and kind != "exclude":
+        raise UserError(f"{where}: probabilities need choices (one probability per choice)")
+    for key in ("distribution", "concentration", "range"):
+        if key in f:
+            raise UserError(f"{where}: {key} applies to weight factors only; remove it")
     name = str(f.get("name", kind))
     group = str(f.get("group", name))
     choices = f.get("choices")
@@ -309,19 +367,54 @@ def _factor(f: dict, k: int, ds: xr.Dataset, nominal: Methodology, weight_sets: 
         nominal_value = nominal.exclude
         _check_exclusions(canon, ds, where)
     if len(set(canon)) < len(canon):
-        raise UserError(f"{where}: choices repeat an option ({', '.join(canon)}); list each once")
-    if nominal_value not in canon:
-        raise UserError(f'{where}: the nominal {kind} "{nominal_value}" is not among the choices '
-                        f"({', '.join(canon)}); add it to choices or change [nominal]")
-    return [Factor(name=name, kind=kind, group=group, choices=tuple(canon), nominal=nominal_value, level=level)]
+        dup = next(c for c in canon if canon.count(c) > 1)
+        raise UserError(f'{where}: choices repeat the option "{dup}"; list each once')
+    probs = _probabilities(f.get("probabilities"), len(canon), where)
+    # a nominal outside the choices is allowed (COINr's audits): Spec.notes says so
+    return [Factor(name=name, kind=kind, group=group, choices=tuple(canon), nominal=nominal_value, level=level,
+                   probabilities=probs)]
 
 
-def _weight_factors(f: dict, where: str, ds: xr.Dataset) -> list[Factor]:
-    if "range" not in f:
-        raise UserError(f"{where}: a weight factor needs range = p (weights vary uniformly in [1-p, 1+p])")
-    p = f["range"]
-    if isinstance(p, bool) or not isinstance(p, int | float) or not 0 < p < 1:
-        raise UserError(f"{where}: range is {p!r}; use a number between 0 and 1 (e.g. 0.25 for +-25 %)")
+def _probabilities(raw, n: int, where: str) -> tuple[float, ...]:
+    """A discrete factor's choice probabilities, checked (same length as choices, each > 0, sum 1)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) != n:
+        got = f"{len(raw)} numbers" if isinstance(raw, list) else repr(raw)
+        raise UserError(f"{where}: probabilities must be a list of {n} numbers, one per choice (got {got})")
+    for k, q in enumerate(raw):
+        if isinstance(q, bool) or not isinstance(q, int | float) or not np.isfinite(q) or q <= 0:
+            raise UserError(f"{where}: probability {k + 1} is {q!r}; each must be a number > 0 "
+                            f"(remove a choice rather than giving it probability 0)")
+    total = float(sum(raw))
+    if abs(total - 1.0) > PROB_TOL:
+        raise UserError(f"{where}: probabilities sum to {total:.12g}, not 1; make them sum to 1")
+    return tuple(float(q) / total for q in raw)
+
+
+def _weight_factors(f: dict, where: str, ds: xr.Dataset, nominal: Methodology,
+                    weight_sets: dict) -> list[Factor]:
+    if "probabilities" in f or "choices" in f:
+        raise UserError(f"{where}: choices and probabilities apply to discrete factors; a weight factor takes "
+                        f"range = p or distribution = \"dirichlet\"")
+    dist = check_choice(str(f.get("distribution", "uniform")), ("uniform", "dirichlet"), f"{where} distribution")
+    if dist == "dirichlet":
+        if "range" in f:
+            raise UserError(f"{where}: range applies to uniform weight factors; a Dirichlet factor takes "
+                            f"concentration = alpha (1 = flat on the simplex; larger = closer to nominal)")
+        alpha = f.get("concentration", 1.0)
+        if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not np.isfinite(alpha) or alpha <= 0:
+            raise UserError(f"{where}: concentration is {alpha!r}; use a finite number > 0 (1 = flat on the "
+                            f"simplex; larger = closer to the nominal weights)")
+    else:
+        if "concentration" in f:
+            raise UserError(f'{where}: concentration applies to distribution = "dirichlet"; remove it or add that')
+        if "range" not in f:
+            raise UserError(f"{where}: a weight factor needs range = p (weights vary uniformly in [1-p, 1+p]) "
+                            f"or distribution = \"dirichlet\"")
+        p = f["range"]
+        if isinstance(p, bool) or not isinstance(p, int | float) or not 0 < p < 1:
+            raise UserError(f"{where}: range is {p!r}; use a number between 0 and 1 (e.g. 0.25 for +-25 %)")
     ind = [str(c) for c in ds["indicator"].values]
     grp = [str(c) for c in ds["group"].values]
     fld = [str(c) for c in ds["field"].values]
@@ -348,14 +441,83 @@ def _weight_factors(f: dict, where: str, ds: xr.Dataset) -> list[Factor]:
             raise UserError(f'{where}: "{t}" is not an indicator, group or field{did_you_mean(t, nodes)}')
     if not targets:
         raise UserError(f"{where}: selects no weights; check {key}")
+    prefix = str(f.get("prefix", "w_"))
+    if dist == "dirichlet":
+        return _dirichlet_factors(f, where, ds, nominal, weight_sets, targets, prefix, key)
+    parents = node_parents(ds)
+    lone = [t for t in targets if list(parents.values()).count(parents[t]) < 2]
+    if lone and (key in ("target", "targets") or len(lone) == len(targets)):
+        raise UserError(f"{where}: {lone[0]} is the only child of its parent, so its weight is renormalised to 1 "
+                        f"whatever it is and the factor cannot change anything; remove it")
+    targets = [t for t in targets if t not in lone]  # a level's lone children: nothing to vary
     if key in ("target",) and "name" in f:
         names = [str(f["name"])]
     else:
-        prefix = str(f.get("prefix", "w_"))
         names = [f"{prefix}{t}" for t in targets]
     group = f.get("group")
     return [Factor(name=n, kind="weight", group=str(group) if group else n, node=t, p=float(p))
             for n, t in zip(names, targets, strict=True)]
+
+
+def _dirichlet_factors(f: dict, where: str, ds: xr.Dataset, nominal: Methodology, weight_sets: dict,
+                       targets: list[str], prefix: str, key: str) -> list[Factor]:
+    """One column per selected weight; the selected children of each parent form one set drawn jointly,
+    Dirichlet(alpha K w) with w their nominal shares in the set (mean w, variance w(1-w)/(alpha K + 1))."""
+    alpha = float(f.get("concentration", 1.0))
+    nom = nominal_weights(ds, nominal, weight_sets, where)
+    parents = node_parents(ds)
+    sets: dict[str, list[str]] = {}
+    for t in dict.fromkeys(targets):
+        sets.setdefault(parents[t], []).append(t)
+    sets = {p: ts for p, ts in sets.items() if len(ts) >= 2}  # a lone child's share is always 1
+    if not sets:
+        raise UserError(f"{where}: a Dirichlet factor draws the weights of siblings jointly, but {key} selects "
+                        f"no two children of one parent; select siblings (e.g. within = \"GROUP\" or level = ...)")
+    group = str(f.get("group") or f.get("name") or f"{prefix}{f[key] if key in ('level', 'within') else 'dirichlet'}")
+    out = []
+    for parent, ts in sets.items():
+        w = np.array([nom[t] for t in ts])
+        shares = w / w.sum()
+        for t, s in zip(ts, shares, strict=True):
+            out.append(Factor(name=f"{prefix}{t}", kind="weight", group=group, node=t, distribution="dirichlet",
+                              concentration=alpha, shape=float(alpha * len(ts) * s),
+                              joint=f"{group}:{ts[0]}#{parent or 'the field score'}"))
+    return out
+
+
+def node_parents(ds: xr.Dataset) -> dict[str, str]:
+    """Each node's parent code ("" = the field score; fields: "overall")."""
+    out = {str(c): str(p) for c, p in zip(ds["indicator"].values, ds["indicator_parent"].values, strict=True)}
+    out.update({str(c): str(p) for c, p in zip(ds["group"].values, ds["group_parent"].values, strict=True)})
+    out.update({str(c): "overall" for c in ds["field"].values})
+    return out
+
+
+def nominal_weights(ds: xr.Dataset, nominal: Methodology, weight_sets: dict, where: str) -> dict[str, float]:
+    """The raw nominal weight of every node: the nominal scheme's, with [nominal.weights] overrides."""
+    out = {str(c): float(w) for kind in ("indicator", "group", "field")
+           for c, w in zip(ds[kind].values, ds[f"{kind}_weight"].values, strict=True)}
+    out.update({str(k): float(v) for k, v in nominal.weights.items()})
+    scheme = nominal.weight_scheme  # as engine.design.weight_schemes builds them
+    if scheme == "pca":
+        raise UserError(f"{where}: a Dirichlet factor is centred on the nominal weights, which pca makes "
+                        f"data-dependent; use another nominal weight_scheme")
+    if scheme == "equal":
+        out = dict.fromkeys(out, 1.0)
+    out.update(weight_sets.get(scheme, {}))
+    return out
+
+
+def _check_weight_overlap(factors: list[Factor], source: str) -> None:
+    """A weight drawn by a Dirichlet factor cannot also be varied by another weight factor."""
+    drawn: dict[str, str] = {}
+    for f in factors:
+        if f.kind == "weight" and f.dirichlet:
+            drawn[f.node] = f.group
+    for f in factors:
+        if f.kind == "weight" and f.node in drawn and (not f.dirichlet or f.group != drawn[f.node]):
+            raise UserError(f'{source}: the weight of {f.node} is drawn by the Dirichlet factor "{drawn[f.node]}" '
+                            f'and varied by "{f.group}" too; vary each weight with one factor')
 
 
 def _check_exclusions(choices: list[str], ds: xr.Dataset, where: str) -> None:

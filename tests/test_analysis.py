@@ -112,9 +112,9 @@ def test_constant_rank_is_zero_and_flagged(sobol_run):
 def test_analysis_group_opens_with_plain_xarray(sobol_run):
     out, _ = sobol_run
     a = xr.open_zarr(out, group="analysis")
-    for name in ("rank_nominal", "rank_mean", "rank_median", "rank_q05", "rank_q95"):
+    for name in ("nominal_rank", "rank_mean", "rank_median", "rank_q05", "rank_q95"):
         assert a[name].dims == ("city", "field")
-    assert a["rank_prob"].dims == ("city", "field", "rank")
+    assert a["rank_prob"].dims == ("city", "field", "rank_value")
     assert a["rbar_mean"].dims == ("field",)
     assert a["S1"].dims == ("target", "factor", "city", "field") and list(a["target"].values) == ["rank", "score"]
     assert a["ST_rbar"].dims == ("factor", "field")

@@ -62,7 +62,13 @@ SPEC_CASES = {
     "bad design kind": ('kind = "sobol"', 'kind = "sobel"', 'did you mean "sobol"'),
     "unknown normalisation": ('"minmax:1,100", "rank"', '"minmax:1,100", "ranking"', "unknown normalisation"),
     "unknown aggregation": ('"geometric", "harmonic"', '"geometric", "harmonik"', 'did you mean "harmonic"'),
-    "nominal not among choices": ('normalisation = "none"', 'normalisation = "zscore"', "not among the choices"),
+    "factor that cannot change anything": ('[[factor]]\nname = "exclude"', '[[factor]]\nkind = "imputation"\n'
+                                           'choices = ["none", "field_mean"]\n\n[[factor]]\nname = "exclude"',
+                                           "cannot change any result"),
+    "probabilities not summing to 1": ('"KNOWLEDGE", "COMMERCIAL"]', '"KNOWLEDGE", "COMMERCIAL"]\n'
+                                       'probabilities = [0.5, 0.1, 0.1, 0.1, 0.1, 0.2]', "sum to 1.1"),
+    "dirichlet with a range": ('level = "field"\nrange = 0.25', 'level = "field"\nrange = 0.25\n'
+                               'distribution = "dirichlet"', "range applies to uniform"),
     "range too wide": ("range = 0.25", "range = 1.5", "range is 1.5"),
     "negative range": ("range = 0.25", "range = -0.1", "range is -0.1"),
     "unknown weight target": ('target = "input"', 'target = "inptu"', 'did you mean "input"'),

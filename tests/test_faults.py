@@ -30,33 +30,47 @@ def cli(*args: str, **kw) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def tmpfs(tmp_path):
-    """A 12 MB tmpfs: a disk that fills up (needs root; skipped elsewhere)."""
+    """An 80 MB tmpfs: a disk that fills up (needs root; skipped elsewhere)."""
     mnt = tmp_path / "small"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mnt)], capture_output=True).returncode:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=80m", "tmpfs", str(mnt)], capture_output=True).returncode:
         pytest.skip("cannot mount a tmpfs here (needs root)")
     yield mnt
     subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
+def fill(folder, leave: int):
+    """A ballast file taking all but ``leave`` bytes of the free space of ``folder``'s file system."""
+    ballast = folder / "ballast"
+    with open(ballast, "wb") as f:
+        os.posix_fallocate(f.fileno(), 0, max(0, shutil.disk_usage(folder).free - leave))
+    return ballast
+
+
 @pytest.mark.slow
 def test_disk_full_then_resume(tmp_path, tmpfs):
-    spec = small_spec(tmp_path, n=512, chunk=34 * 8)  # ~17k scenarios, ~60 MB of scores and ranks
+    # a store larger than the free space is refused before anything is written
+    big = small_spec(tmp_path, n=8192, chunk=34 * 8)  # ~280k scenarios, ~0.9 GB uncompressed
+    res = cli("run", str(big), "--out", str(tmpfs / "big.zarr"), "--synchronous", "--no-analyze")
+    assert res.returncode == 2 and "needs about" in res.stderr and "at most n = " in res.stderr, res.stderr
+    assert list(tmpfs.iterdir()) == []
+    # the disk fills up during a run (someone else's files): the run stops cleanly and resumes later
+    spec = small_spec(tmp_path, n=512, chunk=34 * 8)  # ~17k scenarios, ~54 MB uncompressed: fits
     out = tmpfs / "run.zarr"
-    res = cli("run", str(spec), "--out", str(out), "--synchronous", "--no-analyze")
+    engine.run(spec, out=out, synchronous=True, max_chunks=2, analyse=False)
+    ballast = fill(tmpfs, leave=3 * 2**20)
+    res = cli("run", str(spec), "--out", str(out), "--synchronous", "--resume", "--no-analyze")
     assert res.returncode == 2, res.stderr
     assert "write failed" in res.stderr and "--resume" in res.stderr and "Traceback" not in res.stderr
-    assert not xr.open_zarr(out).attrs["complete"]
+    assert not xr.open_zarr(out).attrs["complete"] and done_chunks(out).sum() > 2
     assert cli("analyze", str(out)).returncode == 2
-    # free space: move the partial store to a roomy disk, then resume there
-    roomy = tmp_path / "roomy.zarr"
-    shutil.copytree(out, roomy)
-    res = cli("run", str(spec), "--out", str(roomy), "--synchronous", "--resume", "--no-report")
+    ballast.unlink()  # space is freed: resume
+    res = cli("run", str(spec), "--out", str(out), "--synchronous", "--resume", "--no-report")
     assert res.returncode == 0, res.stderr
     ref = tmp_path / "ref.zarr"
     engine.run(spec, out=ref, synchronous=True)
-    assert_same(ref, roomy)
-    assert verify(roomy) == []
+    assert_same(ref, out)
+    assert verify(out) == []
 
 
 @pytest.mark.slow

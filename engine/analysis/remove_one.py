@@ -1,12 +1,13 @@
 """Remove-one analysis (COINr's ``remove_elements``): the nominal methodology without each indicator and
-each group in turn (weight zero, siblings renormalised), evaluated in one kernel batch."""
+each group in turn (weight zero, siblings renormalised), evaluated in one kernel batch. Each element is
+labelled with its level's name from the dataset's metadata (``levels``, e.g. pillar, sub-index)."""
 
 from __future__ import annotations
 
 import numpy as np
 import xarray as xr
 
-from ..data import embedded_names, load_dataset
+from ..data import embedded_names, level_names, load_dataset
 from ..kernel import Batch, Prepared, evaluate
 from ..kernel.scoring import methodology_batch
 from ..methods import Methodology, nominal_methodology
@@ -34,7 +35,8 @@ def remove_one(source: str) -> xr.Dataset:
         {"mean_abs_rank_change": (("element", "field"), shift.mean(axis=1)),
          "max_rank_change": (("element", "field"), shift.max(axis=1)),
          "max_mover": (("element", "field"), cities[mover])},
-        coords={"element": elements, "element_level": ("element", tree.node_level()[: len(elements)]),
+        coords={"element": elements,
+                "element_level": ("element", tree.level_labels(level_names(ds))[: len(elements)]),
                 "field": fields},
         attrs={"dataset": ds.attrs.get("name", ""), "methodology": str(m.as_mapping())},
     )

@@ -29,7 +29,7 @@ def hist_quantile(counts: np.ndarray, q: float) -> np.ndarray:
 
 
 def rank_statistics(counts: np.ndarray, nominal_rank: np.ndarray) -> dict[str, tuple]:
-    """Per (city, field) statistics from rank histograms ``counts`` (city, field, rank)."""
+    """Per (city, field) statistics from rank histograms ``counts`` (city, field, rank_value)."""
     total = counts.sum(axis=-1, keepdims=True)
     prob = counts / np.maximum(total, 1)
     r = np.arange(1, counts.shape[-1] + 1)
@@ -40,11 +40,11 @@ def rank_statistics(counts: np.ndarray, nominal_rank: np.ndarray) -> dict[str, t
     shift = (prob * np.abs(r - nominal_rank[..., None])).sum(axis=-1)
     cf = ("city", "field")
     return {
-        "rank_nominal": (cf, nominal_rank.astype(np.int16)),
+        "nominal_rank": (cf, nominal_rank.astype(np.int16)),
         "rank_mean": (cf, mean), "rank_median": (cf, med), "rank_q05": (cf, q05), "rank_q95": (cf, q95),
         "rank_interval_width": (cf, q95 - q05),
         "rank_median_shift": (cf, np.abs(nominal_rank - med)),
         "rank_abs_shift": (cf, shift),
         "prob_top": ((*cf, "top"), top),
-        "rank_prob": ((*cf, "rank"), prob),
+        "rank_prob": ((*cf, "rank_value"), prob),
     }

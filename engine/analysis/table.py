@@ -13,7 +13,7 @@ def summary_table(result: xr.Dataset, store: xr.Dataset | None = None, n: int = 
     lines = []
     field = "overall"
     res = result.sel(field=field)
-    order = np.argsort(res["rank_nominal"].values, kind="stable")[:n]
+    order = np.argsort(res["nominal_rank"].values, kind="stable")[:n]
     sens = "ST" in result
     head = f"{'city':<18} {'nominal':>7} {'median':>7} {'5-95 %':>11} {'P(top3)':>8}"
     lines.append(f"rank stability, field {field} ({result.attrs['n_stability_scenarios']:,} scenarios"
@@ -21,7 +21,7 @@ def summary_table(result: xr.Dataset, store: xr.Dataset | None = None, n: int = 
     lines.append(head + ("  main driver (ST of rank)" if sens else ""))
     for c in order:
         r = res.isel(city=c)
-        row = (f"{str(r['city_name'].values):<18.18} {int(r['rank_nominal']):>7} {float(r['rank_median']):>7.1f} "
+        row = (f"{str(r['city_name'].values):<18.18} {int(r['nominal_rank']):>7} {float(r['rank_median']):>7.1f} "
                f"{float(r['rank_q05']):>5.1f}-{float(r['rank_q95']):<5.1f} {float(r['prob_top'].sel(top=3)):>8.2f}")
         if sens and bool(result["constant"].sel(target="rank", field=field).isel(city=c)):
             row += "  (rank never moves)"

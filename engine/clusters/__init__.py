@@ -34,17 +34,18 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .background import BackgroundCluster
     from .config import load_config
-    from .core import build_cluster, connect, describe, wait_for_workers
+    from .core import build_cluster, connect, describe, preflight, wait_for_workers
     from .forkserver import DASK_TRIM_DEFAULT, WORKER_ENV
 
 _WHERE = {
     "BackgroundCluster": "background",
     "load_config": "config",
-    "build_cluster": "core", "connect": "core", "describe": "core", "wait_for_workers": "core",
+    "build_cluster": "core", "connect": "core", "describe": "core", "preflight": "core",
+    "wait_for_workers": "core",
     "DASK_TRIM_DEFAULT": "forkserver", "WORKER_ENV": "forkserver",
 }
 __all__ = ["BackgroundCluster", "DASK_TRIM_DEFAULT", "WORKER_ENV", "build_cluster", "connect", "describe",
-           "load_config", "wait_for_workers"]
+           "load_config", "preflight", "wait_for_workers"]
 
 
 def __getattr__(name: str) -> Any:

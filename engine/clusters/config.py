@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError, did_you_mean
+from ..errors import UserError, did_you_mean, writable
 from . import jobqueue, local
 from .forkserver import WORKER_ENV
 
@@ -111,8 +111,52 @@ def load_config(path: str | os.PathLike) -> dict:
                                                                             else "; remove it"))
     cfg = {"kind": kind, "workers": workers, "adapt": adapt, "env": env, "options": options, "source": str(p)}
     _check_options(cfg)
+    _check_values(cfg)
     _check_lifetime(cfg)
     return cfg
+
+
+#: ``options:`` that are sizes, and the whole numbers (at least 1) among them.
+SIZES = ("memory_limit", "memory")
+COUNTS = ("threads_per_worker", "nthreads", "cores", "processes")
+
+
+def _check_values(cfg: dict) -> None:
+    """The values of the options whose type rankstab knows, so that a typo fails here, naming the file and
+    the key, and not when the cluster starts (after the store is made)."""
+    from dask.utils import parse_bytes
+
+    src, opts = cfg["source"], cfg["options"]
+    for key in SIZES:
+        if key not in opts or opts[key] is None:
+            continue
+        v = opts[key]
+        if key == "memory_limit" and (v == "auto" or (isinstance(v, float) and 0 < v <= 1)):
+            continue
+        try:
+            ok = not isinstance(v, bool) and parse_bytes(v) > 0
+        except (ValueError, TypeError, KeyError):
+            ok = False
+        if not ok:
+            extra = ', "auto" or a fraction of the memory such as 0.5' if key == "memory_limit" else ""
+            raise UserError(f'{src}: options.{key} is {v!r}; write a size such as "4GB" or "4GiB"{extra}')
+    for key in COUNTS:
+        v = opts.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise UserError(f"{src}: options.{key} must be a whole number of at least 1, not {v!r}")
+    folder = opts.get("local_directory")
+    if cfg["kind"] == "local" and folder is not None:
+        d = Path(str(folder)).expanduser()
+        if d.exists() and not d.is_dir():
+            raise UserError(f"{src}: options.local_directory {d} is a file, not a folder; choose a folder for the "
+                            "workers' scratch files")
+        if not d.exists() and not d.parent.is_dir():
+            raise UserError(f"{src}: options.local_directory {d}: the folder {d.parent} does not exist; create it "
+                            "or choose another folder for the workers' scratch files")
+        probe = writable(d if d.is_dir() else d.parent)
+        if probe:
+            raise UserError(f"{src}: options.local_directory {d} is not usable ({probe}); choose another folder for "
+                            "the workers' scratch files")
 
 
 def _adapt(p: Path, kind: str, workers: Any, adapt: Any) -> dict | None:

@@ -68,6 +68,45 @@ def check_arguments(scheduler: str | None, scheduler_file: str | None, workers: 
         raise UserError(f"--workers must be a whole number of at least 1, not {workers!r}")
 
 
+def preflight(cluster: str = "local", *, scheduler: str | None = None, scheduler_file: str | None = None,
+              workers: int | None = None, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Everything about where a run will go that can be checked before anything is written: the
+    arguments, the cluster file (read and validated), and a scheduler's address (reached once, when it
+    is given or its scheduler file already exists: a file still to be written by a starting scheduler is
+    waited for later)."""
+    check_arguments(scheduler, scheduler_file, workers)
+    if scheduler:
+        reach(_check_address(scheduler), timeout, "start it with `dask scheduler` or check the address and the "
+                                                  "firewall")
+    elif scheduler_file:
+        path = Path(scheduler_file).expanduser()
+        if not path.parent.is_dir():
+            raise UserError(f"scheduler file {path}: the folder {path.parent} does not exist; check the path")
+        if path.is_file():
+            reach(_read_scheduler_file(path, 0), timeout, f"the file {path} may be stale, left by an earlier job: "
+                                                          "start the scheduler again or check the path")
+    else:
+        resolve(cluster, workers)
+
+
+def reach(address: str, timeout: float, hint: str) -> None:
+    """Open (and close) one TCP connection to a scheduler: refused or unroutable fails here, at once."""
+    import socket
+
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    scheme, loc = parse_address(address)
+    if scheme not in ("tcp", "tls"):
+        return
+    host, port = parse_host_port(loc)
+    try:
+        with socket.create_connection((host, port), timeout=min(timeout, 5.0)):
+            pass
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise UserError(f"cannot reach scheduler {address} ({why.lower()}); {hint}") from None
+
+
 @contextmanager
 def attached(scheduler: str | None, scheduler_file: str | None, *, timeout: float = CONNECT_TIMEOUT,
              worker_timeout: float | None = WORKER_TIMEOUT) -> Iterator[distributed.Client]:

@@ -8,6 +8,7 @@ from .load import (
     data_hash,
     embedded_names,
     from_frames,
+    level_names,
     list_datasets,
     load_dataset,
     nominal_settings,
@@ -18,4 +19,4 @@ from .load import (
 from .tree import Tree
 
 __all__ = ["EMBEDDED", "TIDY_COLUMNS", "DatasetInfo", "Tree", "data_hash", "embedded_names", "from_frames",
-           "list_datasets", "load_dataset", "nominal_settings", "read_meta", "read_table", "validate"]
+           "level_names", "list_datasets", "load_dataset", "nominal_settings", "read_meta", "read_table", "validate"]

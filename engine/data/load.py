@@ -4,7 +4,8 @@ An index dataset is an ``xarray.Dataset`` with
 
 * ``value(city, field, indicator)`` float64, NaN = missing;
 * per indicator: ``indicator_name``, ``indicator_parent`` (a group code, or "" for the field score),
-  ``direction`` (+1/-1), ``indicator_weight`` (nominal), ``indicator_denominator`` ("" for none);
+  ``direction`` (+1/-1), ``indicator_weight`` (nominal), ``indicator_denominator`` ("" for none),
+  ``indicator_unit`` ("" when not given);
 * per group: ``group_name``, ``group_parent`` ("" = the field score), ``group_weight``;
 * per field: ``field_name``, ``field_weight`` (its weight in the overall composite);
 * per city: ``city_name``, ``country`` and any grouping columns (listed in attrs ``city_groupings``);
@@ -84,7 +85,7 @@ def load_dataset(source: str | Path, meta: str | Path | None = None) -> xr.Datas
         if meta is None:
             raise UserError(f"{path}: a tidy data file needs its metadata file; pass --meta META.toml "
                             f"(or META.csv) describing the hierarchy, directions and weights")
-        return from_frames(read_table(path), read_meta(Path(meta)), base=Path(meta).parent)
+        return from_frames(read_table(path), read_meta(Path(meta)), base=Path(meta).parent, sources=(path, meta))
     raise UserError(f"{path}: unknown data format '{suffix}'; use .csv, .parquet, .nc, .zarr or a meta.toml")
 
 
@@ -105,7 +106,7 @@ def read_table(path: Path) -> pd.DataFrame:
         if path.suffix.lower() in (".parquet", ".pq"):
             df = pd.read_parquet(path)
         else:
-            df = _read_csv(path)
+            df = _read_values_csv(path)
     except UnicodeDecodeError:
         raise UserError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
     except ImportError:  # pyarrow is a dependency of rankstab; an installation may still lack it
@@ -122,7 +123,7 @@ def read_table(path: Path) -> pd.DataFrame:
     return df
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _read_values_csv(path: Path) -> pd.DataFrame:
     """The file as the old all-text reading gives it, fast: the values parsed as float64 by the CSV reader
     and the codes' types inferred. The slower all-text reading is left only where these could differ:
     a value that is not a number (which :func:`from_frames` names in its error), true/false (read as 1/0
@@ -130,7 +131,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
     text = {"city": str, "field": str, "indicator": str}
     try:
         df = pd.read_csv(path, dtype={"value": np.float64}, keep_default_na=False,
-                         na_values={"value": list(MISSING)}, encoding="utf-8")
+                         na_values={"value": list(MISSING)}, encoding="utf-8-sig")
     except (UnicodeDecodeError, pd.errors.EmptyDataError):
         raise
     except ValueError:
@@ -143,7 +144,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
         lower = path.read_bytes().lower()
         if b"true" not in lower and b"false" not in lower:
             return df
-    return pd.read_csv(path, dtype={**text, "value": str}, keep_default_na=False, encoding="utf-8")
+    return pd.read_csv(path, dtype={**text, "value": str}, keep_default_na=False, encoding="utf-8-sig")
 
 
 def read_meta(path: Path) -> dict:
@@ -153,7 +154,7 @@ def read_meta(path: Path) -> dict:
     if path.suffix.lower() == ".csv":
         return _meta_from_csv(path)
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark is accepted
     except UnicodeDecodeError:
         raise UserError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
@@ -161,10 +162,7 @@ def read_meta(path: Path) -> dict:
 
 
 def _meta_from_csv(path: Path) -> dict:
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except Exception as exc:  # noqa: BLE001
-        raise UserError(f"{path}: cannot be read as CSV ({exc})") from None
+    df = _read_csv(path, "a metadata CSV needs the columns kind,code,weight")
     need = {"kind", "code", "weight"}
     if not need <= set(df.columns):
         raise UserError(f"{path}: a metadata CSV needs the columns kind,code,weight (and parent, direction, "
@@ -196,44 +194,52 @@ def _load_meta_toml(path: Path) -> xr.Dataset:
     meta = read_meta(path)
     base = path.parent
     values = meta.get("values", "values.csv")
-    return from_frames(read_table(base / values), meta, base=base)
+    return from_frames(read_table(base / values), meta, base=base, sources=(base / values, path))
 
 
-def from_frames(values: pd.DataFrame, meta: dict, base: Path | None = None) -> xr.Dataset:
-    """Build and validate a dataset from a tidy value table and a metadata mapping."""
+def from_frames(values: pd.DataFrame, meta: dict, base: Path | None = None,
+                sources: tuple[str | Path, str | Path] | None = None) -> xr.Dataset:
+    """Build and validate a dataset from a tidy value table and a metadata mapping; ``sources`` (the data
+    and metadata files) are what error messages name."""
     base = base or Path(".")
     name = str(meta.get("name", "custom"))
-    fields = _entries(meta, "field", name)
-    groups = meta.get("group", [])
-    indicators = _entries(meta, "indicator", name)
-    _check_entries(name, fields, groups, indicators)
+    data_at, meta_at = (str(s) for s in sources) if sources else (name, name)
+    fields = _entries(meta, "field", meta_at)
+    groups = _entries(meta, "group", meta_at, required=False)
+    indicators = _entries(meta, "indicator", meta_at)
+    _check_entries(meta_at, fields, groups, indicators)
 
     codes, labels = {}, {}
     for col in ("city", "field", "indicator"):
         codes[col], labels[col] = _factorize_codes(values[col])
+        blank = values[col].isna().to_numpy() | np.array([lab == "" for lab in labels[col]], bool)[codes[col]]
+        if blank.any():
+            row = int(np.flatnonzero(blank)[0])
+            raise UserError(f"{data_at}: data row {row + 1} (after the header) has a blank {col} code "
+                            f"({int(blank.sum())} row(s) in all); fill in the {col} or remove the row")
     num, bad = _numeric(values["value"])
     if bad >= 0:
         c, f, i = (labels[col][codes[col][bad]] for col in ("city", "field", "indicator"))
-        raise UserError(f'{name}: non-numeric value "{values["value"].iloc[bad]}" for city {c}, field {f}, '
+        raise UserError(f'{data_at}: non-numeric value "{values["value"].iloc[bad]}" for city {c}, field {f}, '
                         f"indicator {i}; write a number or leave it empty for missing")
     dup = _duplicated(codes["city"], codes["field"], codes["indicator"])
     if dup.any():
         r = int(np.argmax(dup))
         c, f, i = (labels[col][codes[col][r]] for col in ("city", "field", "indicator"))
-        raise UserError(f"{name}: duplicate rows for city {c}, field {f}, indicator "
+        raise UserError(f"{data_at}: duplicate rows for city {c}, field {f}, indicator "
                         f"{i} ({int(dup.sum())} rows in all); keep one row per city/field/indicator")
-    ind_codes = [e["code"] for e in indicators]
-    field_codes = [e["code"] for e in fields]
+    ind_codes = [str(e["code"]) for e in indicators]
+    field_codes = [str(e["code"]) for e in fields]
     for col, known, what in (("indicator", ind_codes, "indicator"), ("field", field_codes, "field")):
         unknown = sorted(set(labels[col]) - set(known))
         if unknown:
-            raise UserError(f'{name}: {what} "{unknown[0]}" in the data is not in the metadata'
+            raise UserError(f'{data_at}: {what} "{unknown[0]}" in the data is not in the metadata'
                             f"{did_you_mean(unknown[0], known)}; add it to the metadata or remove its rows")
     cities = _city_table(meta, base, sorted(labels["city"], key=str))
     city_codes = list(cities["city"])
     unknown = sorted(set(labels["city"]) - set(city_codes))
     if unknown:
-        raise UserError(f'{name}: city "{unknown[0]}" in the data is not in the city table; add it there')
+        raise UserError(f'{data_at}: city "{unknown[0]}" in the data is not in the city table; add it there')
 
     cube = np.full((len(city_codes), len(field_codes), len(ind_codes)), np.nan)
     at = [pd.Index(known).get_indexer(labels[col])[codes[col]]
@@ -254,6 +260,7 @@ def from_frames(values: pd.DataFrame, meta: dict, base: Path | None = None) -> x
             "direction": ("indicator", [int(e.get("direction", 1)) for e in indicators]),
             "indicator_weight": ("indicator", [float(e.get("weight", 1.0)) for e in indicators]),
             "indicator_denominator": ("indicator", [str(e.get("denominator", "")) for e in indicators]),
+            "indicator_unit": ("indicator", [str(e.get("unit", "")) for e in indicators]),
             "group": np.array([str(e["code"]) for e in groups], dtype=str),
             "group_name": ("group", np.array([str(e.get("name", e["code"])) for e in groups], dtype=str)),
             "group_parent": ("group", np.array([str(e.get("parent", "")) for e in groups], dtype=str)),
@@ -264,18 +271,41 @@ def from_frames(values: pd.DataFrame, meta: dict, base: Path | None = None) -> x
     for col in extra:
         ds = ds.assign_coords({col: ("city", cities[col].astype(str).tolist())})
     if "denominators" in meta:
-        den = _read_city_csv(base / meta["denominators"], name)
+        den_path = base / meta["denominators"]
+        den = _read_city_csv(den_path, name)
         den = den.set_index("city").reindex(city_codes)
         cols = [c for c in den.columns]
-        ds["denominator_value"] = (("city", "denominator"),
-                                   den[cols].apply(pd.to_numeric, errors="coerce").to_numpy(float))
+        ds["denominator_value"] = (("city", "denominator"), _denominators(den, cols, den_path))
         ds = ds.assign_coords(denominator=cols)
     ds.attrs.update(
         name=name, title=str(meta.get("title", name)), synthetic=int(bool(meta.get("synthetic", False))),
         description=str(meta.get("description", "")), source=str(meta.get("source", "")),
         city_groupings=",".join(extra), nominal=tomli_w.dumps(meta.get("nominal", {})),
     )
+    if "levels" in meta:
+        ds.attrs["level_names"] = ",".join(_level_names(meta["levels"], ds, name))
     return validate(ds)
+
+
+def _level_names(levels, ds: xr.Dataset, name: str) -> list[str]:
+    """The metadata's ``levels``: names of the hierarchy's levels bottom-up (indicators first; then the group
+    levels, optionally the field and the overall composite), e.g. ["indicator", "pillar", "sub-index"]."""
+    from .tree import Tree
+
+    if not isinstance(levels, list) or not all(isinstance(v, str) and v.strip() and "," not in v for v in levels):
+        raise UserError(f'{name}: levels must be a list of level names without commas, bottom-up, e.g. '
+                        f'levels = ["indicator", "pillar", "sub-index"] (got {levels!r})')
+    tree = Tree.from_dataset(ds)
+    below = int(tree.heights()[: tree.n_ind + tree.n_grp].max())
+    if not below <= len(levels) <= below + 2:
+        raise UserError(f"{name}: levels lists {len(levels)} names but the hierarchy has {below} levels below the "
+                        f"field (then the field and the overall composite); give {below} to {below + 2} names")
+    return [v.strip() for v in levels]
+
+
+def level_names(ds: xr.Dataset) -> list[str]:
+    """A dataset's level names, bottom-up ([] when its metadata names none)."""
+    return [v for v in str(ds.attrs.get("level_names", "")).split(",") if v]
 
 
 def _factorize_codes(column: pd.Series) -> tuple[np.ndarray, list]:
@@ -307,9 +337,14 @@ def _numeric(raw: pd.Series) -> tuple[np.ndarray, int]:
     return num, int(bad[0]) if len(bad) else -1
 
 
-def _entries(meta: dict, kind: str, name: str) -> list[dict]:
-    entries = meta.get(kind)
-    if not entries:
+def _entries(meta: dict, kind: str, name: str, required: bool = True) -> list[dict]:
+    entries = meta.get(kind, [])
+    if isinstance(entries, dict):
+        raise UserError(f"{name}: [{kind}] in the metadata is one table; write [[{kind}]] (double brackets) "
+                        f"before each {kind}")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise UserError(f"{name}: {kind} in the metadata must be [[{kind}]] tables, each with a code")
+    if required and not entries:
         raise UserError(f"{name}: the metadata has no [[{kind}]] entries; list every {kind} with its code")
     return entries
 
@@ -324,6 +359,12 @@ def _check_entries(name: str, fields: list, groups: list, indicators: list) -> N
             if "code" not in e:
                 raise UserError(f"{name}: a [[{kind}]] entry has no code; give each {kind} a code")
             code = str(e["code"])
+            if not code.strip() or code != code.strip():
+                raise UserError(f'{name}: a [[{kind}]] code is "{code}"; codes must be non-blank without surrounding '
+                                f"spaces")
+            if kind == "field" and code == "overall":
+                raise UserError(f'{name}: field code "overall" is reserved for the composite of all fields; rename '
+                                f"that field (in the metadata and the data)")
             for key in e:
                 if key not in allowed[kind]:
                     raise UserError(f'{name}: unknown key "{key}" in {kind} {code}'
@@ -360,13 +401,46 @@ def _check_entries(name: str, fields: list, groups: list, indicators: list) -> N
             node = parents[node]
 
 
+def _read_csv(path: Path, what: str) -> pd.DataFrame:
+    """A small CSV read as text; empty, non-UTF-8 or malformed files are one-line errors naming the file."""
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+    except pd.errors.EmptyDataError:
+        raise UserError(f"{path}: the file is empty; {what}") from None
+    except (pd.errors.ParserError, ValueError, OSError) as exc:
+        raise UserError(f"{path}: cannot be read as CSV ({' '.join(str(exc).split())[:160]}); {what}") from None
+
+
 def _read_city_csv(path: Path, name: str) -> pd.DataFrame:
-    if not path.exists():
+    if not path.is_file():
         raise UserError(f"{name}: {path} (named in the metadata) does not exist; fix the path")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    df = _read_csv(path, "it needs a header with a city column")
     if "city" not in df.columns:
         raise UserError(f"{path}: needs a 'city' column")
+    df["city"] = df["city"].str.strip()
+    if (df["city"] == "").any():
+        row = int(np.flatnonzero((df["city"] == "").to_numpy())[0])
+        raise UserError(f"{path}: row {row + 1} has a blank city code; fill it in or remove the row")
     return df
+
+
+def _denominators(den: pd.DataFrame, cols: list[str], path: Path) -> np.ndarray:
+    """Denominator values: numbers, or empty for missing; zero, negative, infinite or non-numeric values
+    are errors (dividing by them would silently lose or distort a value)."""
+    out = np.full((len(den), len(cols)), np.nan)
+    for j, col in enumerate(cols):
+        text = den[col].fillna("").astype(str).str.strip()
+        num = pd.to_numeric(text.replace({"NA": "", "NaN": "", "nan": ""}), errors="coerce").to_numpy(float)
+        given = ~text.isin(["", "NA", "NaN", "nan"]).to_numpy()
+        bad = given & (np.isnan(num) | ~np.isfinite(num) | (num <= 0))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise UserError(f'{path}: denominator {col} of city {den.index[i]} is "{text.iloc[i]}"; a denominator '
+                            f"must be a positive number (leave it empty when it is missing)")
+        out[:, j] = num
+    return out
 
 
 def _city_table(meta: dict, base: Path, codes: list[str]) -> pd.DataFrame:
@@ -396,7 +470,10 @@ def validate(ds: xr.Dataset) -> xr.Dataset:
     if not np.issubdtype(v.dtype, np.floating):
         raise UserError(f"{name}: value must be numeric (found {v.dtype})")
     if np.isinf(v).any():
-        raise UserError(f"{name}: value holds infinite numbers; replace them or leave them empty for missing")
+        c, f, i = (int(k[0]) for k in np.nonzero(np.isinf(v)))
+        raise UserError(f"{name}: the value of city {ds.city.values[c]}, field {ds.field.values[f]}, indicator "
+                        f"{ds.indicator.values[i]} is infinite ({int(np.isinf(v).sum())} in all); replace it by a "
+                        f"number or leave it empty for missing")
     have = ~np.isnan(v)
     for c in np.flatnonzero(~have.any(axis=(1, 2))):
         raise UserError(f"{name}: city {ds.city.values[c]} has no value in any field; remove the city "

@@ -92,3 +92,31 @@ class Tree:
 
     def node_level(self) -> list[str]:
         return ["indicator" if k == 0 else "group" if k == 1 else "field" for k in self.kind]
+
+    def heights(self) -> np.ndarray:
+        """Each node's level counted from the bottom: indicators 1, a group one above its highest child,
+        the fields one above the highest child of the field score."""
+        h = np.ones(len(self.nodes), dtype=np.int64)
+        for unit, children in self.steps:  # bottom-up
+            top = int(h[children].max()) + 1 if len(children) else 2
+            if unit < self.n_grp:
+                h[self.n_ind + unit] = top
+            else:
+                h[self.n_ind + self.n_grp:] = top
+        return h
+
+    def level_labels(self, names: list[str] | tuple[str, ...] = ()) -> list[str]:
+        """Each node's level name: ``names[height - 1]`` (bottom-up, e.g. indicator, pillar, sub-index,
+        index; a dataset's ``levels``) where given, else indicator / group / field, group levels named
+        "level H" when there are several."""
+        h = self.heights()
+        group_levels = set(h[self.n_ind:self.n_ind + self.n_grp].tolist())
+        out = []
+        for k, height in zip(self.kind, h, strict=True):
+            if height <= len(names):
+                out.append(str(names[height - 1]))
+            elif k == 1 and len(group_levels) > 1:
+                out.append(f"level {height}")
+            else:
+                out.append(("indicator", "group", "field")[k])
+        return out

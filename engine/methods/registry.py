@@ -16,6 +16,7 @@ parameter, and it may be left out (``group_mean`` or ``group_mean:COLUMN``).
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -131,6 +132,9 @@ class Registry:
             params = tuple(float(p) for p in rest.split(","))
         except ValueError:
             raise UserError(f'{self.kind} "{text}": parameters must be numbers, e.g. minmax:1,100') from None
+        if not all(math.isfinite(p) for p in params):
+            raise UserError(f'{self.kind} "{text}": parameters must be finite numbers (not inf or nan), '
+                            f"e.g. {name}:{format_params(entry.defaults)}")
         if len(params) != len(entry.defaults):
             raise UserError(f'{self.kind} "{text}" takes {len(entry.defaults)} parameter(s) '
                             f"({name}:{format_params(entry.defaults)}), not {len(params)}")

@@ -43,8 +43,8 @@ def report(store: str | Path | xr.Dataset, out: str | Path | None = None,
     t0 = time.perf_counter()
     path = check_store(store_path(store))  # a missing store, before anything about the output
     out_path = html_path(path, out)
+    ctx = Context.load(path)  # a missing or unanalysable store fails before anything is created
     png_path = png_folder(png_dir) if png_dir is not None else None
-    ctx = Context.load(path)
     figs = draw_all(ctx, plan(ctx))
     page = render(ctx, figs, time.perf_counter() - t0)
     write_text(out_path, page)

@@ -104,7 +104,7 @@ class Context:
 
     def order(self, fld: str) -> np.ndarray:
         """City indices by nominal rank in a field (unscored cities last), ties by median rank."""
-        nom = self.a["rank_nominal"].sel(field=fld).values.astype(float)
+        nom = self.a["nominal_rank"].sel(field=fld).values.astype(float)
         nom = np.where(nom <= 0, np.inf, nom)
         med = np.nan_to_num(self.a["rank_median"].sel(field=fld).values, nan=np.inf)
         return np.lexsort((med, nom))
@@ -126,7 +126,7 @@ class Context:
         so their Sobol indices are noise): the analysis's ``nearly_constant`` when it has one."""
         if "nearly_constant" in self.a:
             return self.a["nearly_constant"].sel(field=fld).values.astype(bool)
-        held = self.a["rank_prob"].sel(field=fld).max("rank").values >= self.rare_share
+        held = self.a["rank_prob"].sel(field=fld).max("rank_value").values >= self.rare_share
         return held & ~self.constant(fld)
 
     def unreliable(self, fld: str) -> np.ndarray:

@@ -77,7 +77,7 @@ def _slug(text: str) -> str:
 
 
 def _city_labels(ctx: Context, fld: str, order: np.ndarray, suffix: dict[int, str] | None = None) -> list[str]:
-    nom = ctx.a["rank_nominal"].sel(field=fld).values
+    nom = ctx.a["nominal_rank"].sel(field=fld).values
     cities = ctx.a["city"].values
     out = []
     for i in order:
@@ -98,7 +98,7 @@ def rank_uncertainty(ctx: Context, fld: str):
     a = ctx.a.sel(field=fld)
     order = ctx.order(fld)
     n = len(order)
-    nom = a["rank_nominal"].values[order].astype(float)
+    nom = a["nominal_rank"].values[order].astype(float)
     nom[nom <= 0] = np.nan
     q05, q95, med = (a[v].values[order] for v in ("rank_q05", "rank_q95", "rank_median"))
     labels = _city_labels(ctx, fld, order)
@@ -116,7 +116,7 @@ def rank_uncertainty(ctx: Context, fld: str):
     ax.set_axisbelow(True)
     category_labels(ax, "y", labels, 8)
     ax.set_ylim(n - 0.4, -0.6)
-    ax.set_xlim(0.3, int(ctx.a.sizes["rank"]) + 0.7)
+    ax.set_xlim(0.3, int(ctx.a.sizes["rank_value"]) + 0.7)
     ax.xaxis.set_ticks_position("both")
     ax.tick_params(axis="x", labeltop=True, labelsize=8)
     ax.set_xlabel("rank (1 = best)", fontsize=8.5, labelpad=2)
@@ -240,7 +240,7 @@ def acceptability(ctx: Context, fld: str):
     L = Layout(text_width(labels, 8) + 0.12, [0.27 * R], 0.27 * n, top=0.4, bottom=0.5, cbar=0.7)
     ax = L.axes[0]
     im = heat(ax, P, "Blues", 0, 100, lambda v: f"{v:.0f}" if v >= 0.5 else "")
-    nom = a["rank_nominal"].values[order]
+    nom = a["nominal_rank"].values[order]
     for i, r in enumerate(nom):
         if 1 <= r <= R:
             ax.add_patch(Rectangle((r - 1.5, i - 0.5), 1, 1, fill=False, ec=C_MED, lw=1.4))

@@ -68,7 +68,7 @@ def city_table(ctx: Context, fld: str = "overall") -> Table:
     rows = []
     for i in order:
         pt = x["prob_top"].values[i]
-        row = [str(int(x["rank_nominal"].values[i])), ctx.name(cities[i]), rank_text(x["rank_median"].values[i]),
+        row = [str(int(x["nominal_rank"].values[i])), ctx.name(cities[i]), rank_text(x["rank_median"].values[i]),
                f"{rank_text(x['rank_q05'].values[i])}–{rank_text(x['rank_q95'].values[i])}",
                f"{x['rank_mean'].values[i]:.2f}", f"{x['rank_abs_shift'].values[i]:.2f}", *(pct(p) for p in pt)]
         if st is not None:
@@ -97,7 +97,11 @@ def factor_table(ctx: Context) -> Table | None:
         def g(name, j=j):
             return str(f[name].values[j]) if name in f else ""
         kind, node, rng = g("factor_kind"), g("factor_node"), f["factor_range"].values[j] if "factor_range" in f else 0
-        if kind == "weight":
+        if kind == "weight" and g("factor_distribution") == "dirichlet":
+            nw = ctx.node_weight.get(node)
+            nominal = f"{nw:g}" if nw is not None else ""
+            spread = f"Dirichlet, Gamma shape {float(f['factor_shape'].values[j]):.3g}"
+        elif kind == "weight":
             nw = ctx.node_weight.get(node)
             nominal = f"{nw:g}" if nw is not None else ""
             spread = f"× U[{1 - rng:g}, {1 + rng:g}] (±{100 * rng:g} %)"

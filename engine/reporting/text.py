@@ -74,7 +74,7 @@ def summary(ctx: Context) -> list[Markup]:
     cities = a["city"].values
     prob = ov["rank_prob"].values
     width = ov["rank_interval_width"].values
-    nom = ov["rank_nominal"].values.astype(int)
+    nom = ov["nominal_rank"].values.astype(int)
     med = ov["rank_median"].values
     q05, q95 = ov["rank_q05"].values, ov["rank_q95"].values
     rank_sobol = ctx.has_rank_sobol
@@ -140,6 +140,10 @@ def summary(ctx: Context) -> list[Markup]:
         rb += (f"; the scenario rankings correlate with the nominal one at Spearman ρ = "
                f"{float(ov['spearman_mean']):.3f} (Kendall τ = {float(ov['kendall_mean']):.3f}) on average")
     s.append(rb + ".")
+    if str(ctx.attrs.get("nominal_in_space", 1)) == "0":
+        s.append(_nominal_outside(ctx))
+    if "confidence_factor" in a:
+        s.append(_smaa_sentence(ctx))
     flds = [f for f in ctx.fields if f != "overall"]
     if len(flds) > 1:
         rbf = a["rbar_mean"].sel(field=flds).values
@@ -151,6 +155,38 @@ def summary(ctx: Context) -> list[Markup]:
     if rank_sobol:
         s.extend(_rank_drivers(ctx, order, const, near, names))
     return [Markup(x) for x in s]
+
+
+def _nominal_outside(ctx: Context) -> str:
+    """The sentence for a nominal methodology outside the sampled space (COINr's audits)."""
+    f = ctx.factors
+    outside = []
+    if f and "factor" in f.dims:
+        for j in range(f.sizes["factor"]):
+            kind, nominal = str(f["factor_kind"].values[j]), str(f["factor_nominal"].values[j])
+            if kind != "weight" and nominal not in str(f["factor_choices"].values[j]).split("|"):
+                outside.append(f"{esc(kind)} “{esc(nominal)}”")
+    what = f" ({and_list(list(dict.fromkeys(outside)))} not among the choices)" if outside else ""
+    return (f"<b>The nominal methodology is outside the sampled space</b>{what}: no scenario uses it, so R̄s and "
+            "every shift from the nominal rank measure the distance to a methodology the sample does not "
+            "contain, not only the spread of the scenarios.")
+
+
+def _smaa_sentence(ctx: Context) -> str:
+    """SMAA-2: who ranks first overall, how often, and how confidently with its central weights."""
+    ov = ctx.a.sel(field="overall")
+    first = ov["rank_prob"].values[:, 0]
+    conf = ov["confidence_factor"].values
+    lead = [i for i in np.argsort(-first, kind="stable") if first[i] > 0][:3]
+    if not lead:
+        return "SMAA-2: no city ranks first overall in any scenario."
+    bits = [f"{esc(ctx.name(ctx.a['city'].values[i]))} in {pct(first[i])} (confidence factor "
+            f"{pct(conf[i]) if np.isfinite(conf[i]) else '–'})" for i in lead]
+    n = int(ctx.a.attrs.get("confidence_samples", 0))
+    return ("SMAA-2 (Lahdelma &amp; Salminen 2001): the overall first rank goes to " + and_list(bits)
+            + " of the scenarios; the confidence factor is the probability of still ranking first with the city's "
+            f"central weights (its mean weights where it ranks first) and the other choices as sampled, over {n:,} "
+            "scenarios.")
 
 
 def _rbar_drivers(ctx: Context, ov, names: list[str]) -> str:

@@ -8,7 +8,13 @@ analysis needs no second pass over the store. A summary holds, over the chunks i
   Carlo: every row; Sobol: the A and B rows), as distinct values with counts: these statistics take few
   distinct values (R-bar is a multiple of 1/cities, the correlations are functions of integer sums), so
   their size is bounded by the data, not by the number of scenarios, and percentiles stay exact;
-* for Sobol designs, :class:`engine.stats.sobol.SobolSums` of every rank, every score and R-bar.
+* for Sobol designs, :class:`engine.stats.sobol.SobolSums` of every rank, every score and R-bar;
+* for SMAA-2's central weights, per (city, field) that ever ranks first over the stability rows, the sum of
+  the scenarios' weight vectors (renormalised node weights, in [0, 1]) where it does (a sparse, sorted cell
+  list), in exact integer fixed point: each weight rounded to a multiple of 2^-52 and split into two int64
+  words of 26 bits, so the sums do not depend on the order of chunks and workers either;
+* for Monte Carlo designs whose plan has a ``given`` configuration, :class:`engine.stats.given_run.GivenData`
+  (first-order indices and Borgonovo's delta from given data).
 
 Summaries of disjoint chunk sets merge by addition. Rank-based sums are integers, summed exactly, so
 they do not depend on which worker saw which chunk; score sums are float64 (last-bit differences only).
@@ -24,6 +30,7 @@ import numpy as np
 import xarray as xr
 
 from ..design import stability_rows
+from .given_run import GivenConfig, GivenData
 from .rankcorr import rank_correlations
 from .sobol import SobolSums
 
@@ -82,6 +89,9 @@ class Plan:
     second_order: bool
     num_resamples: int
     seed: int
+    n_nodes: int = 0  # weights per scenario; 0: no central-weight sums
+
+    given: GivenConfig | None = None  # Monte Carlo: how the given-data sums bin and class (see stats.given)
 
     @classmethod
     def from_store(cls, store: xr.Dataset, num_resamples: int | None = None, seed: int = 0) -> Plan:
@@ -89,7 +99,7 @@ class Plan:
         return cls(store["nominal_rank"].values.astype(np.int64), store["nominal_score"].values.astype(np.float32),
                    a["design_kind"], int(a["n_scenarios"]), int(a["chunk"]), int(a["block_size"]), int(a["design_n"]),
                    len(json.loads(a["factor_groups"])), bool(a["second_order"]),
-                   int(num_resamples or a.get("num_resamples", 100)), seed + 1)
+                   int(num_resamples or a.get("num_resamples", 100)), seed + 1, int(store.sizes.get("node", 0)))
 
     @property
     def sobol(self) -> bool:
@@ -136,6 +146,54 @@ def correlations(ranks: np.ndarray, nominal_rank: np.ndarray) -> tuple[np.ndarra
     return rank_correlations(ranks, nominal_rank, constant=1.0)
 
 
+FIXED_BITS = 52  # weights in [0, 1] as integer multiples of 2^-52, in two words of 26 bits
+
+
+def fixed_point(weights: np.ndarray) -> np.ndarray:
+    """Weights in [0, 1] (scenario, node) as exact integer words (scenario, 2, node): high and low 26 bits of
+    round(w 2^52). Sums of up to 2^37 rows cannot overflow, and integer sums do not depend on their order."""
+    q = np.rint(np.asarray(weights, dtype=np.float64) * 2.0 ** FIXED_BITS).astype(np.int64)
+    half = FIXED_BITS // 2
+    return np.stack([q >> half, q & ((1 << half) - 1)], axis=1)
+
+
+def from_fixed_point(words: np.ndarray) -> np.ndarray:
+    """Sums of :func:`fixed_point` words (..., 2, node) as floats."""
+    half = FIXED_BITS // 2
+    return words[..., 0, :] * 2.0 ** -half + words[..., 1, :] * 2.0 ** -FIXED_BITS
+
+
+def first_weight_sums(ranks: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every (city, field) cell ranked first in some scenario (ties included): its index
+    ``city * fields + field`` (sorted) and the exact sum of those scenarios' weight rows (cells, 2, node),
+    see :func:`fixed_point`."""
+    n_f = ranks.shape[2]
+    weights = fixed_point(weights)
+    cells, sums = [], []
+    for f in range(n_f):
+        s, c = np.nonzero(ranks[:, :, f] == 1)
+        if not len(s):
+            continue
+        order = np.argsort(c, kind="stable")
+        s, c = s[order], c[order]
+        starts = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
+        cells.append(c[starts] * n_f + f)
+        sums.append(np.add.reduceat(weights[s], starts, axis=0))
+    if not cells:
+        return np.zeros(0, np.int64), np.zeros((0, *weights.shape[1:]), np.int64)
+    return merge_cells(np.concatenate(cells).astype(np.int64), np.concatenate(sums))
+
+
+def merge_cells(cells: np.ndarray, sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct cells and the sums of their rows."""
+    if not len(cells):
+        return cells, sums
+    order = np.argsort(cells, kind="stable")
+    cells, sums = cells[order], sums[order]
+    starts = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]])
+    return cells[starts], np.add.reduceat(sums, starts, axis=0)
+
+
 class Summary:
     """The analysis state of a set of chunks; see the module docstring."""
 
@@ -149,6 +207,8 @@ class Summary:
         self.n_stability = 0  # stability rows seen
         empty = (np.zeros(0), np.zeros(0, np.int64))
         self.dist = {name: [empty] * n_f for name in STATS}  # statistic -> per field (values, counts)
+        self.first_cells = np.zeros(0, np.int64)  # (city, field) cells ranked first somewhere: c * n_f + f
+        self.first_wsum = np.zeros((0, 2, plan.n_nodes), np.int64)  # their exact weight sums (fixed point)
         self.sums: dict[str, SobolSums] = {}
         self.results: dict[str, dict] = {}  # Sobol results already finished elsewhere (see engine.sweep)
         self.results_conf: float | None = None
@@ -160,9 +220,13 @@ class Summary:
                 "score": SobolSums(n_c * n_f, shift=plan.nominal_score.ravel(), **kw),
                 "rbar": SobolSums(n_f, integer=True, **kw),
             }
+        self.given = GivenData(plan.given) if plan.given is not None and not plan.sobol and sobol else None
 
-    def add(self, k: int, scores: np.ndarray, ranks: np.ndarray, deviation: np.ndarray | None = None) -> np.ndarray:
-        """Add chunk ``k`` (its scores and ranks (scenario, city, field)); return its rank histogram."""
+    def add(self, k: int, scores: np.ndarray, ranks: np.ndarray, deviation: np.ndarray | None = None,
+            weights: np.ndarray | None = None, design: np.ndarray | None = None) -> np.ndarray:
+        """Add chunk ``k`` (its scores and ranks (scenario, city, field); its weights (scenario, node) for
+        the central weights; its design rows (scenario, factor) for the given-data sums); return its rank
+        histogram."""
         plan = self.plan
         a, b = plan.bounds(k)
         if len(ranks) != b - a:
@@ -181,11 +245,19 @@ class Summary:
         for name, v in zip(STATS, (rbar, spearman, kendall), strict=True):
             self.dist[name] = [combine(d, tally(v[:, f])) for f, d in enumerate(self.dist[name])]
         self.n_stability += len(stab)
+        if weights is not None and plan.n_nodes:
+            cells, wsum = first_weight_sums(r_stab, np.asarray(weights)[stab])
+            self.first_cells, self.first_wsum = merge_cells(np.r_[self.first_cells, cells],
+                                                            np.concatenate([self.first_wsum, wsum]))
         if self.sums:
             first = a // plan.block_size
             self.sums["rank"].add(ranks.reshape(len(ranks), -1), first)
             self.sums["score"].add(scores.reshape(len(scores), -1), first)
             self.sums["rbar"].add(dev, first)
+        if self.given is not None:
+            if design is None:
+                raise ValueError("the given-data sums need the chunk's design rows")
+            self.given.add(design, scores, ranks, dev / ranks.shape[1])
         self.chunks.add(k)
         return hist
 
@@ -199,14 +271,20 @@ class Summary:
         self.n_stability += other.n_stability
         for name in STATS:
             self.dist[name] = [combine(a, b) for a, b in zip(self.dist[name], other.dist[name], strict=True)]
+        self.first_cells, self.first_wsum = merge_cells(np.r_[self.first_cells, other.first_cells],
+                                                        np.concatenate([self.first_wsum, other.first_wsum]))
         for name, s in self.sums.items():
             s.merge(other.sums[name])
+        if other.given is not None:
+            self.given = other.given if self.given is None else self.given.merge(other.given)
         return True
 
     def export(self) -> dict:
         """Everything but the plan as plain arrays and numbers (what a worker sends; see ``from_export``)."""
         out = {"chunks": np.array(sorted(self.chunks), np.int64), "rank_count": self.rank_count, "above": self.above,
-               "n_stability": self.n_stability, "sums": {name: s.export() for name, s in self.sums.items()}}
+               "n_stability": self.n_stability, "sums": {name: s.export() for name, s in self.sums.items()},
+               "first_cells": self.first_cells, "first_wsum": self.first_wsum,
+               "given": None if self.given is None else self.given.export()}
         for name, per_field in self.dist.items():
             out[f"{name}_values"] = np.concatenate([v for v, _ in per_field])
             out[f"{name}_counts"] = np.concatenate([c for _, c in per_field])
@@ -219,11 +297,15 @@ class Summary:
         out.chunks = set(map(int, state["chunks"]))
         out.rank_count, out.above = np.array(state["rank_count"]), np.array(state["above"])  # writable copies
         out.n_stability = int(state["n_stability"])
+        if "first_cells" in state:
+            out.first_cells = np.array(state["first_cells"], np.int64)
+            out.first_wsum = np.array(state["first_wsum"], np.int64).reshape(len(out.first_cells), 2, -1)
         for name in STATS:
             cuts = np.cumsum(state[f"{name}_sizes"])[:-1]
             out.dist[name] = list(zip(np.split(np.array(state[f"{name}_values"]), cuts),
                                       np.split(np.array(state[f"{name}_counts"]), cuts), strict=True))
         out.sums = {name: SobolSums.from_export(s) for name, s in state["sums"].items()}
+        out.given = GivenData.from_export(state["given"]) if state.get("given") is not None else None
         return out
 
     def sobol_result(self, name: str, conf_level: float) -> dict[str, np.ndarray]:
@@ -242,3 +324,12 @@ class Summary:
 
     def mean(self, name: str) -> np.ndarray:
         return np.array([tally_mean(v, c) for v, c in self.dist[name]])
+
+    def central_weights(self) -> np.ndarray:
+        """SMAA-2 central weights (city, field, node): the mean weight vector over the stability rows where
+        the city ranks first in the field; NaN where it never does."""
+        n_c, n_f = self.plan.nominal_rank.shape
+        out = np.full((n_c * n_f, self.plan.n_nodes), np.nan)
+        first = self.rank_count[:, :, 0].ravel()
+        out[self.first_cells] = from_fixed_point(self.first_wsum) / first[self.first_cells, None]
+        return out.reshape(n_c, n_f, -1)

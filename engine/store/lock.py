@@ -32,6 +32,9 @@ def lock(path: Path):
                 continue
             raise UserError(f"{path} is being written by another rankstab run (host and pid {owner}); wait for it "
                             f"to finish, or delete {lf} if that run is gone") from None
+        except OSError as exc:
+            raise UserError(f"{path}: cannot create the lock file {lf} ({(exc.strerror or str(exc)).lower()}); "
+                            f"choose a writable --out") from None
     else:  # pragma: no cover
         raise UserError(f"cannot lock {path}; delete {lf}")
     os.write(fd, me.encode())

@@ -9,14 +9,37 @@ import numpy as np
 
 from ..data import data_hash
 from ..kernel.ranking import competition_rank
-from .zarrio import dataset_from_store, open_store
+from .zarrio import dataset_from_store, open_group, open_store
+
+#: Per-scenario arrays none of whose written chunks can equal the fill value (zarr stores no file for such
+#: a chunk): a chunk flagged done must have a file in each of them.
+DENSE = ("score", "rank", "rbar", "design", "weight", "sample")
+
+
+def lost_chunks(path: str | Path) -> list[str]:
+    """Chunks flagged done whose files are missing (a file lost or deleted since the run): zarr would read
+    them as fill values (NaN scores, rank 0) without a word. One problem per array, naming the first."""
+    path = Path(path)
+    g = open_group(path, mode="r")
+    done = np.flatnonzero(g["chunk_done"][:])
+    problems = []
+    for name in DENSE:
+        if name not in g:
+            continue
+        arr = g[name]
+        missing = [int(k) for k in done
+                   if not (path / name / arr.metadata.encode_chunk_key((int(k),) + (0,) * (arr.ndim - 1))).is_file()]
+        if missing:
+            first = path / name / arr.metadata.encode_chunk_key((missing[0],) + (0,) * (arr.ndim - 1))
+            problems.append(f"{len(missing)} chunk(s) flagged done have lost their {name} file (first: {first})")
+    return problems
 
 
 def verify(path: str | Path) -> list[str]:
     """Integrity problems of a store (empty list = fine)."""
     path = Path(path)
     ds = open_store(path)
-    problems = []
+    problems = lost_chunks(path)
     done = ds["chunk_done"].values.astype(bool)
     if not done.all():
         problems.append(f"{int((~done).sum())} of {done.size} chunks are not complete (run with --resume)")

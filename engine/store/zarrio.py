@@ -7,8 +7,11 @@ Layout (all readable with plain ``xarray.open_zarr``; see ``results/README.md``)
 * ``design(scenario, factor)`` float64, ``block(scenario)``, ``sample(scenario)``;
 * ``weight(scenario, node)`` and one string variable per discrete choice;
 * ``value(city, field, indicator)`` and the dataset metadata; ``nominal_score``/``nominal_rank``;
-* ``chunk_done(chunk)`` (the completion record) and ``chunk_rank_count(chunk, city, field, rank)``;
-  after the last chunk ``rank_count(city, field, rank)``, and attrs ``complete = 1``.
+* ``chunk_done(chunk)`` (the completion record) and ``chunk_rank_count(chunk, city, field, rank_value)``;
+  after the last chunk ``rank_count(city, field, rank_value)``, and attrs ``complete = 1``.
+
+Strings are variable-length UTF-8 (:data:`STRING`), metadata is consolidated, and every variable carries
+the CF attributes of :mod:`engine.store.attributes`.
 
 Each task writes only its own chunk of every per-scenario array and sets its ``chunk_done`` flag last,
 so an interrupted run leaves flagged chunks that are whole and unflagged ones that are recomputed.
@@ -30,12 +33,35 @@ import zarr
 from zarr.codecs import ZstdCodec
 from zarr.core.sync import sync
 
-from ..errors import UserError, per_caller
+from ..errors import UserError, option, per_caller
+from .attributes import VARIABLES
 
 INDEX_CHUNK = 2**20  # scenarios per chunk of the scenario index
 CHOICE_VARS = ("normalisation", "aggregation", "outlier", "imputation", "excluded", "weight_scheme")
-warnings.filterwarnings("ignore", message=".*(unstable|not part of the Zarr|consolidated metadata).*")
-warnings.filterwarnings("ignore", category=FutureWarning, module="zarr")
+# Strings are zarr v3's registered "string" data type with the "vlen-utf8" codec (what zarr-python 3 writes
+# for NumPy's StringDType), which other zarr implementations read; NumPy's fixed-width "<U" has no v3 spec.
+STRING = np.dtypes.StringDType()
+
+
+def vlen_strings(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with every string variable and coordinate as :data:`STRING` (xarray writes ``<U`` and object
+    strings as fixed-width or ambiguous zarr types otherwise)."""
+    strings = {name: var.astype(STRING) for name, var in ds.variables.items() if var.dtype.kind in "UO"}
+    coords = {k: v for k, v in strings.items() if k in ds.coords}
+    out = ds.assign_coords(coords)
+    for name, var in strings.items():
+        if name not in coords:
+            out[name] = var
+    return out
+
+
+def consolidate(path: str | Path) -> None:
+    """Consolidate the store's metadata into its root ``zarr.json`` (one read opens every group), after every
+    change of metadata. zarr-python warns that consolidated metadata is not in the v3 core spec yet: it is
+    an optional addition that readers without it ignore."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part", category=UserWarning)
+        zarr.consolidate_metadata(str(path))
 
 
 def compressor(dtype) -> list:
@@ -102,8 +128,9 @@ def finalise(path: Path, rank_count: np.ndarray) -> None:
     """Write the merged rank histogram, then mark the store complete (the last write of a run)."""
     g = open_group(path)
     g["rank_count"][...] = rank_count
-    g.attrs.update({"complete": 1, "finished": datetime.now(UTC).isoformat(timespec="seconds")})
-    zarr.consolidate_metadata(str(path))
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    g.attrs.update({"complete": 1, "finished": now, "date_modified": now})
+    consolidate(path)
 
 
 def remove(path: Path) -> None:
@@ -113,35 +140,37 @@ def remove(path: Path) -> None:
 
 @dataclass(frozen=True)
 class BigArray:
-    """A per-scenario (or per-chunk) array created empty and filled by the tasks."""
+    """A per-scenario (or per-chunk) array created empty and filled by the tasks (its attributes: the
+    :data:`~engine.store.attributes.VARIABLES` entry of its name)."""
 
     name: str
     dims: tuple[str, ...]
     shape: tuple[int, ...]
-    dtype: str
+    dtype: str | np.dtype
     fill: object
     chunk: int
-    attrs: dict
 
 
 def create(path: Path, small: xr.Dataset, big: list[BigArray]) -> None:
     """Write the layout: the small variables now (xarray), the big ones as empty zarr arrays."""
     try:
-        small.to_zarr(str(path), mode="w-", zarr_format=3, consolidated=False)  # keeps our lock file
+        vlen_strings(small).to_zarr(str(path), mode="w-", zarr_format=3, consolidated=False)  # keeps our lock file
         g = open_group(path)
         for b in big:
             g.create_array(b.name, shape=b.shape, chunks=(b.chunk, *b.shape[1:]), dtype=b.dtype,
                            fill_value=b.fill, compressors=compressor(b.dtype), dimension_names=list(b.dims),
-                           attributes=b.attrs)
+                           attributes=VARIABLES[b.name])
         n = big[0].shape[0]
         scenario = g.create_array("scenario", shape=(n,), chunks=(min(n, INDEX_CHUNK),), dtype="int64", fill_value=-1,
                                   compressors=compressor("int64"), dimension_names=["scenario"])
+        scenario.attrs.update(VARIABLES["scenario"])
         write_index(scenario, 0, n)
+        consolidate(path)
     except PermissionError:
-        raise UserError(f"{path}: permission denied; choose a writable --out") from None
+        raise UserError(f"{path}: permission denied; choose a writable {option('out')}") from None
     except OSError as exc:
         raise UserError(f"{path}: a write failed while creating the store ({exc}); free space or choose "
-                        f"another --out") from None
+                        f"another {option('out')}") from None
 
 
 def open_store(path: str | Path) -> xr.Dataset:
@@ -149,14 +178,26 @@ def open_store(path: str | Path) -> xr.Dataset:
     return xr.open_zarr(str(check_store(path)), consolidated=False)
 
 
+#: Attributes every reader of a store relies on (a store lacking one was written by another version).
+STORE_ATTRS = ("spec_hash", "spec_toml", "n_scenarios", "chunk", "design_kind", "design_n", "block_size",
+               "factor_groups", "second_order", "data_hash", "dataset_attrs")
+
+
 def check_store(path: str | Path) -> Path:
-    """``path`` if it is a rankstab store, else a clear error."""
+    """``path`` if it is a rankstab store with the attributes readers need, else a clear error."""
     path = Path(path)
     if not path.exists():
         first = per_caller(f"`rankstab run SPEC --out {path}`", f"`engine.run(spec, out={str(path)!r})`")
         raise UserError(f"{path}: no such store; run {first} first")
-    if not is_store(path):
+    if not path.is_dir():
+        raise UserError(f"{path}: a file, not a store (a store is a .zarr folder written by `rankstab run`)")
+    attrs = read_attrs(path)
+    if "spec_hash" not in attrs:
         raise UserError(f"{path}: not a rankstab store (no spec_hash attribute)")
+    missing = [k for k in STORE_ATTRS if k not in attrs]
+    if missing:
+        raise UserError(f"{path}: the store lacks the attribute(s) {', '.join(missing)} (written by another "
+                        f"rankstab version, or damaged); run its spec again with {option('overwrite')}")
     return path
 
 
@@ -176,6 +217,8 @@ def dataset_from_store(store: xr.Dataset) -> xr.Dataset:
     ds = ds.reset_coords(drop=True).assign_coords({c: store[c].drop_sel(field="overall") if "field" in store[c].dims
                                                    else store[c] for c in keep})
     ds = ds.load()
+    ds = ds.assign_coords({k: (v.dims, np.array(v.values.tolist(), dtype=str))  # fixed-width, as loaded
+                           for k, v in ds.coords.items() if v.dtype == STRING})
     if "group" not in ds.coords:  # a zero-length dimension does not survive the round trip
         empty = np.array([], dtype=str)
         ds = ds.assign_coords(group=empty, group_name=("group", empty), group_parent=("group", empty),

@@ -4,9 +4,9 @@
 task needs; ``tasks`` runs on the workers; ``execute`` runs the tasks in process or on Dask; ``gather``
 collects the workers' summaries after the sweep; ``progress`` shows how far it got."""
 
-from .core import RESULTS, check_parent, default_out, extend, sweep
+from .core import RESULTS, default_out, extend, sweep
 from .job import Job, store_job
-from .tasks import compute_chunk, outputs, warm_up
+from .tasks import compute_chunk, given_plan, outputs, warm_up
 
-__all__ = ["RESULTS", "Job", "check_parent", "compute_chunk", "default_out", "extend", "outputs", "store_job",
+__all__ = ["RESULTS", "Job", "compute_chunk", "default_out", "extend", "given_plan", "outputs", "store_job",
            "sweep", "warm_up"]

@@ -9,34 +9,41 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import zarr
 
 from ..data import data_hash
-from ..errors import UserError, check_output_folder, option
+from ..errors import UserError, option
 from ..spec import Spec
 from ..stats.summary import Summary
-from ..store import done_chunks, finalise, is_store, lock, open_group, read_attrs, remove, write_index
-from ..validate import load
+from ..store import (
+    check_store,
+    consolidate,
+    done_chunks,
+    finalise,
+    is_store,
+    lock,
+    open_group,
+    read_attrs,
+    write_index,
+)
+from ..store.atomic import remove_tree, staging_path, stale_siblings, swap_in
+from ..validate import RESULTS, check_target, default_out, load
 from .execute import execute, fault, merge_histograms
 from .job import store_job
 from .layout import create_store
 from .progress import resolve as resolve_progress
 
-RESULTS = Path("results")
+__all__ = ["RESULTS", "check_out", "default_out", "extend", "sweep"]
 
 
-def default_out(spec: Spec) -> Path:
-    return RESULTS / f"{spec.name}.zarr"
-
-
-def check_parent(path: Path) -> None:
-    parent = path.expanduser().resolve().parent
-    if not parent.is_dir() and parent.parent.is_dir() and parent.name == RESULTS.name:
-        parent.mkdir()  # the default results/ folder
-    check_output_folder(path)
+def make_results_folder(path: Path) -> None:
+    """Create the default ``results/`` folder when the store goes there (the only folder made for you)."""
+    parent = path.expanduser().absolute().parent
+    if not parent.is_dir() and parent.name == RESULTS.name and parent.parent.is_dir():
+        parent.mkdir()
 
 
 def check_out(path: Path, spec: Spec, resume: bool, overwrite: bool) -> bool:
@@ -56,6 +63,7 @@ def check_out(path: Path, spec: Spec, resume: bool, overwrite: bool) -> bool:
     if not resume:
         state = "complete" if attrs.get("complete") else "incomplete"
         raise UserError(f"{path} already exists ({state}); use {resume_} to finish it or {overwrite_} to replace it")
+    check_store(path)  # the attributes a resumed run reads
     if attrs["spec_hash"] != spec.hash:
         raise UserError(f"{path} was made from a different spec ({attrs.get('spec_source', '?')}); {resume_} needs "
                         f"the same spec: use that spec, {overwrite_}, or another {out_}")
@@ -85,36 +93,81 @@ def sweep(spec: Spec | str | Path, out: str | Path | None = None, client=None, *
     progress = resolve_progress(progress)
     spec = load(spec)
     path = Path(out) if out else default_out(spec)
-    check_parent(path)
+    replacing = overwrite and not grow and path.exists()
+    check_target(spec, path, "--out" if out else None, new=not (resume or grow) and (replacing or not path.exists()))
+    make_results_folder(path)
     with lock(path):
+        for stale in stale_siblings(path):  # left by a killed run (we hold the lock: nobody else writes them)
+            remove_tree(stale)
         fresh = check_out(path, spec, resume or grow, overwrite and not grow)
+        target, created = path, False  # where the chunks are written; whether this call made the store there
         if grow:
             extend(path)
         elif fresh:
-            remove(path)
+            staged = staging_path(path)
             try:
-                create_store(spec, path)
+                create_store(spec, staged)
             except BaseException:
-                remove(path)  # a store whose layout was not fully written is of no use: nothing is lost
+                remove_tree(staged)  # the layout was not fully written: nothing existing was touched
                 raise
-        job = store_job(path, analyse is not None)
-        todo = [int(k) for k in np.flatnonzero(~done_chunks(path))]
-        if not fresh and progress:
-            verb = f"extending to {job.n:,} scenarios" if grow else "resuming"
-            print(f"{verb} {path}: {len(todo)} of {job.n_chunks} chunks to compute", file=sys.stderr)
-        if max_chunks is not None:
-            todo = todo[:max_chunks]
-        finish = max_chunks is None or len(todo) == int((~done_chunks(path)).sum())
-        merged, summary = execute(job, todo, client, cluster, scheduler, scheduler_file, workers, synchronous,
-                                  progress, gather=analyse is not None and finish)
-        if finish:
-            try:
-                finalise(path, merge_histograms(job, merged))
-                if analyse is not None and summary is not None:
-                    analyse(path, summary)
-            except OSError as exc:
-                raise fault(job, exc) from None
+            if path.exists() and max_chunks is None:
+                target = staged  # replacing a store: it stays as it is until the new one is complete
+            else:
+                swap_in(staged, path)
+                created = True
+        try:
+            _sweep_into(target, path, fresh, client, cluster, scheduler, scheduler_file, workers, synchronous,
+                        progress, max_chunks, grow, analyse)
+        except BaseException as exc:
+            raise _undo(exc, target, path, created) from None
+        if target != path:
+            swap_in(target, path)
     return path
+
+
+def _sweep_into(target: Path, path: Path, fresh: bool, client, cluster, scheduler, scheduler_file, workers,
+                synchronous, progress, max_chunks, grow, analyse) -> None:
+    job = store_job(target, analyse is not None)
+    todo = [int(k) for k in np.flatnonzero(~done_chunks(target))]
+    if not fresh and progress:
+        verb = f"extending to {job.n:,} scenarios" if grow else "resuming"
+        print(f"{verb} {path}: {len(todo)} of {job.n_chunks} chunks to compute", file=sys.stderr)
+    if max_chunks is not None:
+        todo = todo[:max_chunks]
+    finish = max_chunks is None or len(todo) == int((~done_chunks(target)).sum())
+    merged, summary = execute(job, todo, client, cluster, scheduler, scheduler_file, workers, synchronous,
+                              progress, gather=analyse is not None and finish)
+    if finish:
+        try:
+            finalise(target, merge_histograms(job, merged))
+            if analyse is not None and summary is not None:
+                analyse(target, summary)
+        except OSError as exc:
+            raise fault(job, exc) from None
+
+
+def _undo(exc: BaseException, target: Path, path: Path, created: bool) -> BaseException:
+    """After a failed sweep: a replacement store being built beside the old one is deleted (the old one
+    was never touched); a store this call created in which no chunk got done is deleted too (there is
+    nothing to resume). The error then says so instead of suggesting --resume."""
+    reason = str(exc).split("; ")[0] if isinstance(exc, UserError) else ""
+    if target != path:
+        remove_tree(target)
+        if isinstance(exc, UserError):
+            return UserError(f"{path} is unchanged: the run replacing it stopped ({reason}) and its partial "
+                             f"store was removed; fix the cause and rerun with {option('overwrite')}")
+        return exc
+    if created:
+        try:
+            nothing_done = not done_chunks(path).any()
+        except Exception:  # noqa: BLE001 - an unreadable new store is of no use either
+            nothing_done = True
+        if nothing_done:
+            remove_tree(path)
+            if isinstance(exc, UserError) and option("resume") in str(exc):
+                return UserError(f"{reason}; no chunk was computed, so the new store {path} was removed: fix "
+                                 f"the cause and run again")
+    return exc
 
 
 def extend(path: str | Path) -> None:
@@ -136,6 +189,8 @@ def extend(path: str | Path) -> None:
     g["chunk"][:] = np.arange(n_chunks)
     if n_old % chunk:  # the old last chunk is partial: recompute it whole (same values for its old rows)
         g["chunk_done"][n_old // chunk] = 0
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     g.attrs.update(design_n=2 * int(attrs["design_n"]), n_scenarios=n_new, n_chunks=n_chunks, complete=0,
-                   extended=int(attrs.get("extended", 0)) + 1)
-    zarr.consolidate_metadata(str(path))  # readers must see the new shapes
+                   extended=int(attrs.get("extended", 0)) + 1, date_modified=now,
+                   history=f"{attrs.get('history', '')}\n{now} extended to {n_new:,} scenarios (--until-ci)".lstrip())
+    consolidate(path)  # readers must see the new shapes

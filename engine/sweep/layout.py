@@ -14,10 +14,10 @@ import xarray as xr
 
 from .. import __version__
 from ..data import data_hash
-from ..design import aggregation_methods, auto_chunk, block_labels, decode, nominal_row, weight_schemes
+from ..design import auto_chunk, decode, nominal_row, weight_schemes
 from ..kernel import Prepared, evaluate
 from ..spec import Spec
-from ..store import CHOICE_VARS, BigArray, create
+from ..store import CHOICE_VARS, CONVENTIONS, STRING, VARIABLES, BigArray, city_column, create, describe
 
 
 def _versions() -> dict:
@@ -57,22 +57,16 @@ def build_layout(spec: Spec, chunk: int, nom: Nominal, prep: Prepared) -> tuple[
     n_chunks = -(-n // chunk)
     sc = ("scenario",)
     big = [
-        BigArray("score", (*sc, "city", "field"), (n, n_c, n_f), "float32", np.nan, chunk,
-                 {"long_name": "composite score", "description": "score of each city in each field and overall"}),
-        BigArray("rank", (*sc, "city", "field"), (n, n_c, n_f), "int16", 0, chunk,
-                 {"long_name": "rank", "description": "1 = best; ties share the lowest rank (competition); 0 = no score"}),
-        BigArray("rbar", (*sc, "field"), (n, n_f), "float32", np.nan, chunk,
-                 {"long_name": "mean absolute rank shift from nominal over cities"}),
-        BigArray("weight", (*sc, "node"), (n, len(tree.nodes)), "float64", np.nan, chunk,
-                 {"long_name": "weight renormalised within its parent"}),
-        BigArray("design", (*sc, "factor"), (n, len(spec.factors)), "float64", np.nan, chunk,
-                 {"long_name": "unit-hypercube design row"}),
-        BigArray("block", sc, (n,), f"<U{max(2, *map(len, block_labels(spec.groups, True)))}", "", chunk,
-                 {"long_name": "Saltelli block of the row (A, B, AB_<factor>, BA_<factor>; MC for Monte Carlo)"}),
-        BigArray("sample", sc, (n,), "int64", -1, chunk, {"long_name": "base-sample index"}),
-        BigArray("chunk_done", ("chunk",), (n_chunks,), "int8", 0, 1, {"long_name": "chunk completion record"}),
+        BigArray("score", (*sc, "city", "field"), (n, n_c, n_f), "float32", np.nan, chunk),
+        BigArray("rank", (*sc, "city", "field"), (n, n_c, n_f), "int16", 0, chunk),
+        BigArray("rbar", (*sc, "field"), (n, n_f), "float32", np.nan, chunk),
+        BigArray("weight", (*sc, "node"), (n, len(tree.nodes)), "float64", np.nan, chunk),
+        BigArray("design", (*sc, "factor"), (n, len(spec.factors)), "float64", np.nan, chunk),
+        BigArray("block", sc, (n,), STRING, "", chunk),
+        BigArray("sample", sc, (n,), "int64", -1, chunk),
+        BigArray("chunk_done", ("chunk",), (n_chunks,), "int8", 0, 1),
         BigArray("chunk_rank_count", ("chunk", "city", "field", "rank_value"), (n_chunks, n_c, n_f, n_c), "int32", 0,
-                 1, {"long_name": "rank histogram of each chunk's stability rows"}),
+                 1),
     ]
     if spec.store != "full":
         big = [b for b in big if b.name != "score"]
@@ -80,9 +74,8 @@ def build_layout(spec: Spec, chunk: int, nom: Nominal, prep: Prepared) -> tuple[
         big = [b for b in big if b.name != "rank"]
     varied = varied_choices(spec)
     for name in CHOICE_VARS:
-        width = choice_width(spec, name)
         fill = "" if name in varied else nom.choices[name]  # constant when not varied: the fill value
-        big.append(BigArray(name, sc, (n,), f"<U{width}", fill, chunk, {"long_name": f"{name} of the scenario"}))
+        big.append(BigArray(name, sc, (n,), STRING, fill, chunk))
 
     tpl = xr.Dataset({
         "nominal_score": (("city", "field"), nom.score),
@@ -105,40 +98,62 @@ def build_layout(spec: Spec, chunk: int, nom: Nominal, prep: Prepared) -> tuple[
         "factor_group": ("factor", [f.group for f in f_]), "factor_node": ("factor", [f.node for f in f_]),
         "factor_range": ("factor", [f.p for f in f_]), "factor_choices": ("factor", ["|".join(f.choices) for f in f_]),
         "factor_nominal": ("factor", [f.nominal for f in f_]),
+        "factor_probabilities": ("factor", ["|".join(f"{q:.17g}" for q in f.probabilities) for f in f_]),
+        "factor_distribution": ("factor", ["discrete" if f.discrete else f.distribution for f in f_]),
+        "factor_shape": ("factor", [f.shape if f.dirichlet else np.nan for f in f_]),
         "chunk": np.arange(n_chunks), "rank_value": np.arange(1, n_c + 1, dtype=np.int16),
     })
     tpl = tpl.assign_coords(coords)
+    groupings = [c for c in ds.attrs.get("city_groupings", "").split(",") if c]
+    tpl = describe(tpl, {"value": _value_attrs(ds), **{c: city_column(c) for c in groupings}})
     d = spec.design
+    tpl.attrs.update(self_description(spec, ds, n))
     tpl.attrs.update(
         spec_toml=spec.text, spec_hash=spec.hash, spec_name=spec.name, spec_source=spec.source,
         design_kind=d.kind, design_n=d.n, second_order=int(d.second_order), seed=d.seed, sampler=d.sampler,
         n_scenarios=n, chunk=chunk, n_chunks=n_chunks, store_mode=spec.store, block_size=spec.block_size,
         factor_groups=json.dumps(spec.groups), num_resamples=d.num_resamples, conf_level=d.conf_level,
+        nominal_in_space=int(spec.nominal_in_space),
         dataset=spec.dataset_ref, data_hash=data_hash(ds), synthetic=int(ds.attrs.get("synthetic", 0)),
         dataset_attrs=json.dumps({k: (int(v) if isinstance(v, bool | np.integer) else v)
                                   for k, v in ds.attrs.items()}),
         versions=json.dumps(_versions()), rankstab_version=__version__,
-        created=datetime.now(UTC).isoformat(timespec="seconds"), complete=0, run_id=uuid.uuid4().hex,
+        created=tpl.attrs["date_created"], complete=0, run_id=uuid.uuid4().hex,
     )
     return tpl, big
+
+
+def self_description(spec: Spec, ds: xr.Dataset, n: int) -> dict:
+    """The store's ACDD/CF global attributes: what it is, where it came from, when it was made."""
+    d, now = spec.design, datetime.now(UTC).isoformat(timespec="seconds")
+    title = ds.attrs.get("title") or spec.dataset_ref
+    design = f"{'Sobol' if d.kind == 'sobol' else 'Monte Carlo'} design, {n:,} scenarios"
+    synthetic = " The input data are SYNTHETIC (see the dataset's description)." if ds.attrs.get("synthetic") else ""
+    return {
+        "title": f"rankstab scenario sweep of {title}: {spec.name}",
+        "summary": f"Scores and ranks of {ds.sizes['city']} cities in {ds.sizes['field']} fields and overall under "
+                   f"{design} of methodological choices (spec {spec.name}: {spec.description or 'no description'})."
+                   f"{synthetic} The analysis group holds rank stability and Sobol' sensitivity.",
+        "Conventions": CONVENTIONS,
+        "source": f"rankstab {__version__} (composite-index scenario and sensitivity engine), spec {spec.source}",
+        "history": f"{now} created by rankstab {__version__} from spec {spec.source}",
+        "date_created": now,
+        "product_version": __version__,
+        "keywords": "composite indicator, ranking, uncertainty analysis, sensitivity analysis, Sobol indices",
+        "references": str(ds.attrs.get("source", "")),
+    }
+
+
+def _value_attrs(ds: xr.Dataset) -> dict:
+    """``value`` is in each indicator's unit: a ``units`` attribute only when they all share one."""
+    units = {str(u) for u in ds["indicator_unit"].values} if "indicator_unit" in ds.coords else {""}
+    return {**VARIABLES["value"], **({"units": units.pop()} if len(units) == 1 and "" not in units else {})}
 
 
 def varied_choices(spec: Spec) -> list[str]:
     """The choice variables some factor varies (the others are constant and written at creation)."""
     kinds = {f.kind for f in spec.factors}
     return [name for name in CHOICE_VARS if ("exclude" if name == "excluded" else name) in kinds]
-
-
-def choice_width(spec: Spec, name: str) -> int:
-    """String width of a choice variable: its longest possible value."""
-    kind = "exclude" if name == "excluded" else name
-    if kind == "aggregation":
-        return max(map(len, aggregation_methods(spec)))
-    values = [str(v) for f in spec.factors if f.kind == kind for v in f.choices]
-    nominal = {"exclude": spec.nominal.exclude, "weight_scheme": spec.nominal.weight_scheme,
-               "aggregation": spec.nominal.aggregation.name}
-    values.append(str(nominal.get(kind, getattr(spec.nominal, kind, ""))))
-    return max(1, *map(len, values))
 
 
 def create_store(spec: Spec, path: Path) -> None:

@@ -8,13 +8,14 @@ run cannot lose.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..design import decode, design_rows, row_labels, weight_schemes
 from ..kernel import Prepared, evaluate
 from ..spec import Spec
+from ..stats.given_run import make_config
 from ..stats.summary import Plan, Summary, rank_deviation
 from ..store import dataset_from_store, open_meta, write_chunk
 from .job import Job
@@ -54,7 +55,21 @@ def _build_state(job: Job) -> _Worker:
     prep = Prepared(spec.ds)
     schemes = weight_schemes(spec, prep.tree, prep.data(spec.nominal.prep))
     plan = Plan.from_store(store)
+    if job.analyse:
+        plan = with_given(plan, spec, prep, schemes)
     return _Worker(spec, prep, schemes, plan, Summary(plan, sobol=job.analyse))
+
+
+def with_given(plan: Plan, spec: Spec, prep: Prepared, schemes: np.ndarray) -> Plan:
+    """``plan`` with the given-data configuration of a Monte Carlo spec (scores of its first rows set the
+    score classes), so that summaries accumulate first-order indices and delta from given data."""
+    return replace(plan, given=make_config(spec, prep, schemes, plan.nominal_rank, plan.nominal_score))
+
+
+def given_plan(job: Job, plan: Plan) -> Plan:
+    """:func:`with_given` for the store of ``job`` (the analysis of a stored run)."""
+    w = worker_state(job)
+    return with_given(plan, w.spec, w.prep, w.schemes)
 
 
 def outputs(job: Job, a: int, b: int, w: _Worker | None = None):
@@ -74,7 +89,7 @@ def compute_chunk(job: Job, k: int) -> tuple[int, np.ndarray]:
     spec = w.spec
     x, dec, scores, ranks = outputs(job, a, b, w)
     dev = rank_deviation(ranks, w.plan.nominal_rank)
-    hist = w.summary.add(k, scores, ranks, dev)
+    hist = w.summary.add(k, scores, ranks, dev, dec.batch.weights, design=x)
     block, sample = row_labels(spec, a, b)
     rbar = (dev / ranks.shape[1]).astype(np.float32)
     arrays = {"rbar": rbar, "weight": dec.batch.weights, "design": x, "block": block, "sample": sample}
@@ -92,8 +107,8 @@ def summarise_chunk(job: Job, k: int) -> int:
     """Add chunk ``k`` (recomputed, not written) to this process's summary: for chunks of an earlier session."""
     w = worker_state(job)
     a, b = job.bounds(k)
-    _, _, scores, ranks = outputs(job, a, b, w)
-    w.summary.add(k, scores, ranks)
+    x, dec, scores, ranks = outputs(job, a, b, w)
+    w.summary.add(k, scores, ranks, weights=dec.batch.weights, design=x)
     return k
 
 
