@@ -67,7 +67,7 @@ def _analyze(path: Path, partial: bool, num_resamples: int | None, conf_level: f
     lost = lost_chunks(path)
     if lost:
         raise UserError(f"{path}: {lost[0]}; the store is damaged and nothing was analysed (the previous analysis "
-                        f"is kept): run its spec again with --overwrite")
+                        f"is kept): run its spec again with {option('overwrite')}")
     store = open_meta(path)
     done = store["chunk_done"].values.astype(bool)
     complete = bool(store.attrs.get("complete")) and done.all()
@@ -104,7 +104,7 @@ def summarise_store(path: Path, store: xr.Dataset, plan: Plan, chunks: list[int]
             except Exception as exc:  # noqa: BLE001 - a damaged chunk file (truncated, overwritten)
                 raise UserError(f"{path}: chunk {k} cannot be read ({type(exc).__name__}: "
                                 f"{' '.join(str(exc).split())[:120]}); the store is damaged and nothing was "
-                                f"analysed: run its spec again with --overwrite") from None
+                                f"analysed: run its spec again with {option('overwrite')}") from None
             summary.add(k, s, r, weights=w, design=x)
         return summary
     for k in chunks:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import xarray as xr
 
+from ..store import check_store
 from .context import Context
 from .drawing import draw_all
 from .figures import plan
@@ -40,7 +41,7 @@ def report(store: str | Path | xr.Dataset, out: str | Path | None = None,
            png_dir: str | Path | None = None) -> Path:
     """Write the self-contained HTML report (default: next to the store, NAME.html); return its path."""
     t0 = time.perf_counter()
-    path = store_path(store)
+    path = check_store(store_path(store))  # a missing store, before anything about the output
     out_path = html_path(path, out)
     png_path = png_folder(png_dir) if png_dir is not None else None  # checked now, made when written
     ctx = Context.load(path)  # a missing or unanalysable store fails before anything is created

@@ -199,12 +199,6 @@ VARIABLES: dict[str, dict] = {
     "ST_rbar": _v("total-order Sobol' index of R-bar", "1", "ST with rbar (per field) as the output"),
     "S1_conf_rbar": _v("confidence half-width of S1_rbar", "1", "bootstrap half-width, as S1_conf"),
     "ST_conf_rbar": _v("confidence half-width of ST_rbar", "1", "bootstrap half-width, as ST_conf"),
-    # the analysis group: SMAA-2
-    "central_weight": _v("SMAA-2 central weight vector", "1", "mean renormalised node weights over the "
-                         "stability scenarios in which the city ranks first in the field; NaN = never first"),
-    "confidence_factor": _v("SMAA-2 confidence factor", "1", "probability of ranking first in the field with the "
-                            "city's central weights and the other choices as sampled (the first "
-                            "confidence_samples stability scenarios, an attribute); NaN = never first"),
     "constant": _v("constant output flag", None, "1 where the output never changes across the scenarios: its "
                    "Sobol' indices are undefined (NaN)", **_FLAG, flag_meanings="varies constant"),
     "nearly_constant": _v("nearly constant rank flag", None, "1 where the city holds one rank in at least the "

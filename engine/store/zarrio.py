@@ -36,7 +36,7 @@ import zarr
 from zarr.codecs import ZstdCodec
 from zarr.core.sync import sync
 
-from ..errors import UserError
+from ..errors import UserError, option, per_caller
 from ..stats.rankhist import RankHistogram
 from .attributes import VARIABLES
 
@@ -196,10 +196,10 @@ def create(path: Path, small: xr.Dataset, big: list[BigArray]) -> None:
         write_index(scenario, 0, n)
         consolidate(path)
     except PermissionError:
-        raise UserError(f"{path}: permission denied; choose a writable --out") from None
+        raise UserError(f"{path}: permission denied; choose a writable {option('out')}") from None
     except OSError as exc:
         raise UserError(f"{path}: a write failed while creating the store ({exc}); free space or choose "
-                        f"another --out") from None
+                        f"another {option('out')}") from None
 
 
 def open_store(path: str | Path) -> xr.Dataset:
@@ -216,7 +216,8 @@ def check_store(path: str | Path) -> Path:
     """``path`` if it is a rankstab store with the attributes readers need, else a clear error."""
     path = Path(path)
     if not path.exists():
-        raise UserError(f"{path}: no such store; run `rankstab run SPEC --out {path}` first")
+        first = per_caller(f"`rankstab run SPEC --out {path}`", f"`engine.run(spec, out={str(path)!r})`")
+        raise UserError(f"{path}: no such store; run {first} first")
     if not path.is_dir():
         raise UserError(f"{path}: a file, not a store (a store is a .zarr folder written by `rankstab run`)")
     attrs = read_attrs(path)
@@ -225,7 +226,7 @@ def check_store(path: str | Path) -> Path:
     missing = [k for k in STORE_ATTRS if k not in attrs]
     if missing:
         raise UserError(f"{path}: the store lacks the attribute(s) {', '.join(missing)} (written by another "
-                        f"rankstab version, or damaged); run its spec again with --overwrite")
+                        f"rankstab version, or damaged); run its spec again with {option('overwrite')}")
     return path
 
 

@@ -192,7 +192,7 @@ def _undo(exc: BaseException, target: Path, path: Path, created: bool) -> BaseEx
         remove_tree(target)
         if isinstance(exc, UserError):
             return UserError(f"{path} is unchanged: the run replacing it stopped ({reason}) and its partial "
-                             f"store was removed; fix the cause and rerun with --overwrite")
+                             f"store was removed; fix the cause and rerun with {option('overwrite')}")
         return exc
     if created:
         try:
@@ -201,7 +201,7 @@ def _undo(exc: BaseException, target: Path, path: Path, created: bool) -> BaseEx
             nothing_done = True
         if nothing_done:
             remove_tree(path)
-            if isinstance(exc, UserError) and "--resume" in str(exc):
+            if isinstance(exc, UserError) and option("resume") in str(exc):
                 return UserError(f"{reason}; no chunk was computed, so the new store {path} was removed: fix "
                                  f"the cause and run again")
     return exc
