@@ -5,8 +5,9 @@ equal-probability bins, see :mod:`engine.stats.given_run`), every output into cl
 a rank's classes are its values, 0 = no score included; a score's are equal-probability classes, plus one
 for NaN). :class:`GivenSums` holds, per output:
 
-* per factor bin, the sum of the output (``binsum``) and, per bin and class, how many scenarios fell in
-  both (``table``, int32); per bin the number of scenarios (``count``, shared by all outputs);
+* per factor bin, the sum of the output (``binsum``; for ranks it follows from the table) and, per bin
+  and class, how many scenarios fell in both (``table``, int32); per bin the number of scenarios
+  (``count``, shared by all outputs);
 * the output's sum and sum of squares, its range and the sum of its values per class.
 
 Estimators (per output and factor, vectorised over both):
@@ -43,7 +44,8 @@ import numba
 import numpy as np
 
 from ..spec import Factor
-from .poisson import N_PARAMS, U64, params, poisson, seed_stream
+from .poisson import U64, draw, seed_stream, table_size
+from .poisson import table as cdf_table
 
 SCORE_CLASSES = 16  # equal-probability classes of a score or R-bar (plus one for NaN)
 RANK_CLASSES = 64  # ranks 0..C as they are while C + 1 <= this; merged into classes of equal width beyond
@@ -117,7 +119,7 @@ class GivenSums:
         self.shift = np.broadcast_to(np.nan_to_num(np.asarray(shift, np.float64)), (M,)).copy()
         self.count = np.zeros(B, np.int64)
         self.table = np.zeros((M, B, K), np.int32)
-        self.binsum = np.zeros((M, B))
+        self.binsum = np.zeros((M, B) if classes.width != 1 else (0, 0))  # ranks: from the table
         self.classsum = np.zeros((M, K))
         self.total, self.total2 = np.zeros(M), np.zeros(M)
         self.lo, self.hi = np.full(M, np.inf), np.full(M, -np.inf)
@@ -136,7 +138,8 @@ class GivenSums:
             raise ValueError("a bin index is outside 0..n_bins-1")
         c = self.classes
         edges = c.edges if c.edges is not None else np.zeros((self.M, 0))
-        _accumulate(bins, self.off, Y, self.shift, c.width, edges, self.table, self.binsum, self.classsum,
+        _accumulate(bins, self.off, Y, self.shift, c.width, edges, self.table, self.binsum.size > 0, self.binsum,
+                    self.classsum,
                     self.count, self.total, self.total2, self.lo, self.hi)
 
     def merge(self, other: GivenSums) -> GivenSums:
@@ -164,6 +167,13 @@ class GivenSums:
         obj.classes = Classes(int(state["K"]), int(state["width"]), None if edges is None else np.asarray(edges))
         return obj
 
+    def _binsum(self) -> np.ndarray:
+        """Per output and bin, the sum of y - shift (exact integer classes: from the table)."""
+        if self.binsum.size or not self.M:
+            return self.binsum
+        value = np.arange(self.classes.K, dtype=np.int64)
+        return (self.table @ value).astype(np.float64) - self.shift[:, None] * self.count[None, :]
+
     def result(self, num_resamples: int = 100, conf_level: float = 0.95, seed: int = 0) -> dict[str, np.ndarray]:
         """S1, S1_conf, delta (bias-reduced), delta_conf, delta_bias, delta_hat, each (factor, M); constant (M,)."""
         if num_resamples < 2 or not 0 < conf_level < 1:
@@ -171,9 +181,9 @@ class GivenSums:
         D = len(self.n_bins)
         out = np.zeros((6, D, self.M))
         if self.rows:
-            _finish(self.table, self.binsum, self.count, self.off, self.classsum, self.total, self.total2,
+            _finish(self.table, self._binsum(), self.count, self.off, self.classsum, self.total, self.total2,
                     self.lo, self.hi, int(num_resamples), np.uint64(seed % 2**63), out,
-                    max(1, min(self.M, numba.get_num_threads())))
+                    max(1, min(self.M, numba.get_num_threads())), table_size(self.rows))
         s1, s1_sd, d_hat, d_mean, d_sd, _ = out
         q = statistics.NormalDist().inv_cdf(0.5 + conf_level / 2)
         if not self.rows:
@@ -183,7 +193,7 @@ class GivenSums:
 
 
 @numba.njit(cache=True, nogil=True)
-def _accumulate(bins, off, Y, shift, width, edges, table, binsum, classsum, count, total, total2,
+def _accumulate(bins, off, Y, shift, width, edges, table, with_sums, binsum, classsum, count, total, total2,
                 lo, hi):  # pragma: no cover - compiled
     n, M = Y.shape
     D = bins.shape[0]
@@ -224,34 +234,41 @@ def _accumulate(bins, off, Y, shift, width, edges, table, binsum, classsum, coun
                 if v > hi[m]:
                     hi[m] = v
         for m in range(M):
-            tm, bm, zm, cm = table[m], binsum[m], z[m], cls[m]
+            tm, zm, cm = table[m], z[m], cls[m]
             for j in range(D):
                 o = off[j]
                 bj = bins[j, s0: s0 + nb]
-                for s in range(nb):
-                    b = o + bj[s]
-                    tm[b, cm[s]] += 1
-                    bm[b] += zm[s]
+                if with_sums:
+                    bm = binsum[m]
+                    for s in range(nb):
+                        b = o + bj[s]
+                        tm[b, cm[s]] += 1
+                        bm[b] += zm[s]
+                else:
+                    for s in range(nb):
+                        tm[bj[s] + o, cm[s]] += 1
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _finish(table, binsum, count, off, classsum, total, total2, lo, hi, R, seed, out,
-            n_threads):  # pragma: no cover - compiled
+def _finish(table, binsum, count, off, classsum, total, total2, lo, hi, R, seed, out, n_threads,
+            scratch):  # pragma: no cover - compiled
     """out[:, j, m] = S1, sd(S1*), delta_hat, mean(delta*), sd(delta*) for factor j and output m.
 
     Outputs are shared among ``n_threads`` threads; each (output, factor) draws from its own stream, so
     the result does not depend on the number of threads."""
     M = table.shape[0]
     for t in numba.prange(n_threads):
-        _finish_outputs(table, binsum, count, off, classsum, total, total2, lo, hi, R, seed, out, t, n_threads)
+        _finish_outputs(table, binsum, count, off, classsum, total, total2, lo, hi, R, seed, out, t, n_threads,
+                        scratch)
     for m in range(M):  # outputs whose sums are NaN (a NaN value) get NaN indices
         if total[m] != total[m]:
             out[:5, :, m] = np.nan
 
 
 @numba.njit(cache=True, nogil=True)
-def _finish_outputs(table, binsum, count, off, classsum, total, total2, lo, hi, R, seed, out, first,
-                    step):  # pragma: no cover - compiled
+def _finish_outputs(table, binsum, count, off, classsum, total, total2, lo, hi, R, seed, out, first, step,
+                    scratch):  # pragma: no cover - compiled
+    """:func:`_finish` for outputs first, first + step, ..."""
     M, B, K = table.shape
     D = len(off) - 1
     st = np.empty(4, U64)
@@ -260,19 +277,22 @@ def _finish_outputs(table, binsum, count, off, classsum, total, total2, lo, hi, 
         N += count[b]
     colc = np.zeros(K)
     rep = np.zeros(K)
-    max_cells = 0
+    max_bins, max_cells = 0, 0
     for j in range(D):
-        max_cells = max(max_cells, (off[j + 1] - off[j]) * K)
-    eb = np.empty(max_cells, np.int64)
-    ek = np.empty(max_cells, np.int64)
-    par = np.zeros((max_cells, N_PARAMS))
+        max_bins = max(max_bins, off[j + 1] - off[j])
+    max_cells = max_bins * K
+    start = np.empty(max_bins + 1, np.int64)  # each bin's drawn cells: start[i]..start[i+1]
+    ek = np.empty(max_cells, np.int64)  # their classes
+    repe = np.empty(max_cells)  # their classes' values
+    cdf = np.empty(scratch)
+    guide = np.empty(scratch, np.int64)
     draws = np.empty((R, max_cells), np.int32)
     rs1 = np.empty(R)
     rd = np.empty(R)
-    nst = np.empty(B)
-    sst = np.empty(B)
-    pin = np.empty(B)
+    nst = np.empty(max_bins)
+    sst = np.empty(max_bins)
     cst = np.empty(K)
+    pst = np.empty(K)
     for m in range(first, M, step):
         mean = total[m] / N
         var = total2[m] / N - mean * mean
@@ -290,38 +310,44 @@ def _finish_outputs(table, binsum, count, off, classsum, total, total2, lo, hi, 
             var_rep += colc[k] / N * rep[k] * rep[k]
         within = max(var - (var_rep - mean_rep * mean_rep), 0.0)
         for j in range(D):
-            b0, b1 = off[j], off[j + 1]
+            b0, nb = off[j], off[j + 1] - off[j]
             s1 = 0.0
             d = 0.0
             ne = 0
-            for b in range(b0, b1):
+            for i in range(nb):
+                b = b0 + i
+                start[i] = ne
                 if count[b] > 0:
                     s1 += count[b] * (binsum[m, b] / count[b] - mean) ** 2
                 for k in range(K):
                     t = table[m, b, k]
                     d += abs(t - count[b] * colc[k] / N)
                     if t > 0:
-                        eb[ne], ek[ne] = b, k
-                        params(float(t), par[ne])
+                        ek[ne] = k
+                        repe[ne] = rep[k]
                         ne += 1
+            start[nb] = ne
             out[0, j, m] = s1 / N / var
             out[2, j, m] = d / (2.0 * N)
             seed_stream(st, seed, U64(m * D + j))
-            for e in range(ne):
-                p = par[e]
-                for r in range(R):
-                    draws[r, e] = poisson(st, p)
+            for i in range(nb):  # each drawn cell's Poisson(count) draws, from its CDF table
+                for e in range(start[i], start[i + 1]):
+                    c0, L = cdf_table(float(table[m, b0 + i, ek[e]]), cdf, guide)
+                    for r in range(R):
+                        draws[r, e] = draw(st, cdf, guide, c0, L)
             for r in range(R):
-                nst[b0:b1] = 0.0
-                sst[b0:b1] = 0.0
-                pin[b0:b1] = 0.0
-                cst[:] = 0.0
                 dr = draws[r]
-                for e in range(ne):
-                    t = dr[e]
-                    nst[eb[e]] += t
-                    sst[eb[e]] += t * rep[ek[e]]
-                    cst[ek[e]] += t
+                cst[:] = 0.0
+                for i in range(nb):
+                    sn = 0.0
+                    ss = 0.0
+                    for e in range(start[i], start[i + 1]):
+                        t = dr[e]
+                        sn += t
+                        ss += t * repe[e]
+                        cst[ek[e]] += t
+                    nst[i] = sn
+                    sst[i] = ss
                 n_r = 0.0
                 ysum = 0.0
                 y2 = 0.0
@@ -333,18 +359,21 @@ def _finish_outputs(table, binsum, count, off, classsum, total, total2, lo, hi, 
                     rs1[r] = 0.0
                     rd[r] = 0.0
                     continue
+                for k in range(K):
+                    pst[k] = cst[k] / n_r
                 ybar = ysum / n_r
                 v_r = y2 / n_r - ybar * ybar + within
                 dd = 0.0
-                for e in range(ne):  # |T* - n*_b P*_k| over the drawn cells; the others add n*_b P*_k
-                    pk = cst[ek[e]] / n_r
-                    dd += abs(dr[e] - nst[eb[e]] * pk)
-                    pin[eb[e]] += pk
                 vb = 0.0
-                for b in range(b0, b1):
-                    dd += nst[b] * (1.0 - pin[b])
-                    if nst[b] > 0:
-                        vb += nst[b] * (sst[b] / nst[b] - ybar) ** 2
+                for i in range(nb):  # |T* - n*_b P*_k| over the drawn cells; the others add n*_b P*_k
+                    pin = 0.0
+                    for e in range(start[i], start[i + 1]):
+                        pk = pst[ek[e]]
+                        dd += abs(dr[e] - nst[i] * pk)
+                        pin += pk
+                    dd += nst[i] * (1.0 - pin)
+                    if nst[i] > 0:
+                        vb += nst[i] * (sst[i] / nst[i] - ybar) ** 2
                 rd[r] = dd / (2.0 * n_r)
                 rs1[r] = vb / n_r / v_r if v_r > 0 else 0.0
             out[1, j, m] = np.std(rs1) * math.sqrt(R / (R - 1.0))
@@ -369,3 +398,11 @@ def given_indices(bins: np.ndarray, Y: np.ndarray, n_bins: Sequence[int] | None 
     sums = GivenSums(n_bins, Y2.shape[1], classes, shift)
     sums.add(bins, Y2)
     return sums.result(num_resamples, conf_level, seed)
+
+
+def warm_up() -> None:
+    """Load the compiled accumulation kernels (rank, score and R-bar outputs), so forked workers start warm."""
+    bins = np.zeros((1, 2), np.int32)
+    for y in (np.ones((2, 1), np.int16), np.ones((2, 1), np.float32), np.ones((2, 1))):
+        classes = Classes(2, 1) if y.dtype.kind == "i" else Classes.quantiles(y, 2)
+        GivenSums([1], 1, classes).add(bins, y)

@@ -15,6 +15,7 @@ import numpy as np
 from ..design import decode, design_rows, row_labels, weight_schemes
 from ..kernel import Prepared, evaluate
 from ..spec import Spec
+from ..stats.given import warm_up as given_warm_up
 from ..stats.given_run import make_config
 from ..stats.summary import Plan, SobolShard, Summary, output_slice, rank_deviation
 from ..store import dataset_from_store, open_meta, write_chunk
@@ -226,4 +227,5 @@ def warm_up(spec: str = "gtii-2019") -> None:
     dec = decode(sp, prep.tree, x, schemes)
     scores, ranks = evaluate(prep, dec.batch)
     Summary(plan).add(0, scores, ranks, rank_deviation(ranks, plan.nominal_rank))
+    given_warm_up()  # the given-data kernels of Monte Carlo runs
     row_labels(sp, 0, block)
