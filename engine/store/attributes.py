@@ -182,6 +182,25 @@ VARIABLES: dict[str, dict] = {
     "confidence_factor": _v("SMAA-2 confidence factor", "1", "probability that the city ranks first in the field "
                             "with its central weights, every other choice as sampled (estimated over the first "
                             "confidence_samples stability scenarios); NaN = the city never ranks first there"),
+    # the analysis group: given-data sensitivity (Monte Carlo runs)
+    "S1_given": _v("first-order sensitivity index from given data", "1", "Var(E[Y|X bin])/Var(Y) of the output "
+                   "(target) over the run's scenarios, the factor cut into factor_bins bins (Plischke 2010)"),
+    "S1_given_conf": _v("confidence half-width of S1_given", "1", "half-width of the Poisson-bootstrap confidence "
+                        "interval (attribute given_conf_level) over scenarios"),
+    "S1_given_rbar": _v("S1_given of R-bar", "1", "S1_given with rbar (per field) as the output"),
+    "S1_given_rbar_conf": _v("confidence half-width of S1_given_rbar", "1", "bootstrap half-width, as "
+                             "S1_given_conf"),
+    "delta": _v("Borgonovo's delta", "1", "moment-independent importance 1/2 E_X sum |P(Y) - P(Y|X)| of the factor "
+                "for the output (target), bias-reduced (delta + delta_bias is the plain estimate)"),
+    "delta_conf": _v("confidence half-width of delta", "1", "half-width of the Poisson-bootstrap confidence "
+                     "interval (attribute given_conf_level) over scenarios"),
+    "delta_bias": _v("bootstrap bias of delta", "1", "mean of the bootstrap deltas minus the plain estimate; "
+                     "subtracted from the plain estimate to give delta"),
+    "delta_rbar": _v("Borgonovo's delta of R-bar", "1", "delta with rbar (per field) as the output"),
+    "delta_rbar_conf": _v("confidence half-width of delta_rbar", "1", "bootstrap half-width, as delta_conf"),
+    "delta_rbar_bias": _v("bootstrap bias of delta_rbar", "1", "as delta_bias"),
+    "factor_bins": _v("bins of the factor", "1", "number of bins the factor was cut into for S1_given and delta: "
+                      "a discrete factor's choices, or equal-probability bins of a weight factor's design value"),
     # the analysis group: Sobol' sensitivity
     "S1": _v("first-order Sobol' index", "1", "share of the output's variance due to the factor alone "
              "(Saltelli 2010 estimator)"),
