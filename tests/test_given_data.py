@@ -310,7 +310,7 @@ def test_run_analysis_equals_plain_reference_on_stored_data(mc_run):
             bins.append(np.minimum((design[:, j] * nb).astype(int), nb - 1))
         else:  # a discrete factor's bins are its choices, read from the stored choice strings
             var = {"exclude": "excluded"}.get(kind, kind)
-            bins.append(np.array([choices.index(c) for c in store[var].values.astype(str)]))
+            bins.append(np.array([choices.index(c) for c in map(str, store[var].values)]))
     rbar = np.abs(ranks - store["nominal_rank"].values).mean(axis=1)
     pilot = scores[:PILOT].reshape(PILOT, -1)  # the run's first rows set the score classes
     q = np.arange(1, SCORE_CLASSES) / SCORE_CLASSES
