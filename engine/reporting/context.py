@@ -36,7 +36,11 @@ class Context:
     node_weight: dict[str, float]
     sobol: bool
     sdim: str | None                   # 'factor' or 'factor_group'
+    given: bool                        # sensitivity from given data (Monte Carlo runs): S1_given and delta
     dataset: dict = field(default_factory=dict)
+    node_names: list[str] = field(default_factory=list)   # the index tree's weighted nodes (the store's node)
+    node_parent: list[str] = field(default_factory=list)  # '' = the field score, 'overall' = the composite
+    node_level: list[str] = field(default_factory=list)   # indicator, group or field
 
     @classmethod
     def load(cls, path: Path) -> Context:
@@ -73,17 +77,20 @@ class Context:
                 label["overall"] = f"overall (= {single}, the only field)"
         fcoords = [c for c in store.coords if c.startswith("factor")]
         factors = store[fcoords].reset_coords().load() if "factor" in store.dims else xr.Dataset()
-        node_weight = {}
+        node_weight, nodes = {}, {}
         if "node" in store.dims and "node_nominal_weight" in store.coords:
             node_weight = dict(zip(map(str, store["node"].values), store["node_nominal_weight"].values.tolist(),
                                    strict=True))
+            nodes = {k: [str(v) for v in store[c].values] for k, c in (
+                ("node_names", "node"), ("node_parent", "node_parent"), ("node_level", "node_level")) if c in store.coords}
         sobol = attrs.get("design_kind") == "sobol" and "ST_rbar" in a
         sdim = a.attrs.get("sobol_dim") if sobol else None
+        given = not sobol and "delta" in a and "S1_given" in a and "rank" in a["target"].values
         try:
             dataset = json.loads(attrs.get("dataset_attrs", "{}"))
         except ValueError:
             dataset = {}
-        return cls(path, attrs, a, city_name, shown, label, factors, node_weight, sobol, sdim, dataset)
+        return cls(path, attrs, a, city_name, shown, label, factors, node_weight, sobol, sdim, given, dataset, **nodes)
 
     # helpers -------------------------------------------------------------------------------------
     @property
@@ -141,6 +148,38 @@ class Context:
 
     def factor_names(self) -> list[str]:
         return [str(f) for f in self.a[self.sdim].values] if self.sdim else []
+
+    # sensitivity from given data (Monte Carlo runs) -------------------------------------------------
+    @property
+    def smaa(self) -> bool:
+        return "confidence_factor" in self.a and "central_weight" in self.a
+
+    @property
+    def conf_level(self) -> float:
+        """The confidence level of the run's intervals (Sobol or given data)."""
+        return float(self.a.attrs.get("given_conf_level" if self.given else "conf_level", 0.95))
+
+    def given_names(self) -> list[str]:
+        return [str(f) for f in self.a["factor"].values] if self.given else []
+
+    def given_sens(self, var: str, fld: str, target: str = "rank") -> np.ndarray:
+        """(city, factor) array of delta/S1_given/..._conf of a target in a field (Monte Carlo runs)."""
+        return self.a[var].sel(target=target, field=fld).transpose("city", "factor").values
+
+    def fixed(self, fld: str) -> np.ndarray:
+        """Cities whose rank in a field is the same in every scenario (from the rank probabilities)."""
+        return self.a["rank_prob_max"].sel(field=fld).values >= 1.0
+
+    def near_fixed(self, fld: str) -> np.ndarray:
+        """Cities whose rank moves but is the same in at least ``rare_share`` of the scenarios."""
+        held = self.a["rank_prob_max"].sel(field=fld).values
+        return (held >= self.rare_share) & (held < 1.0)
+
+    def given_order(self, fld: str = "overall") -> np.ndarray:
+        """Factor indices by decreasing delta of R-bar in a field (ties by S1_given)."""
+        d = np.nan_to_num(self.a["delta_rbar"].sel(field=fld).values, nan=-1)
+        s1 = np.nan_to_num(self.a["S1_given_rbar"].sel(field=fld).values, nan=-1)
+        return np.lexsort((-s1, -d))
 
     def factor_phrase(self, name: str) -> str:
         """'the choice of aggregation', 'the weight of P1', 'the group “indicator weights” (49 factors)'."""

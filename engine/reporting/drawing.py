@@ -35,6 +35,7 @@ class DrawnFigure:
     png: bytes
     size: tuple[int, int]  # pixels
     wide: bool = False
+    data: tuple[str, ...] = ()  # the analysis variables it draws
 
     @property
     def uri(self) -> str:
@@ -52,7 +53,7 @@ def draw_all(ctx: Context, plans: list[FigurePlan], workers: int | None = None) 
         pngs = _draw_forked(ctx, plans, workers)
     if pngs is None:
         pngs = [_draw(ctx, p) for p in plans]
-    return {p.key: DrawnFigure(p.slug, p.section, p.title, p.caption, data, size, p.wide)
+    return {p.key: DrawnFigure(p.slug, p.section, p.title, p.caption, data, size, p.wide, p.data)
             for p, (data, size) in zip(plans, pngs, strict=True)}
 
 
@@ -100,7 +101,7 @@ def _warm_up(ctx: Context) -> None:
 
 def _cost(p: FigurePlan) -> int:
     """A rough relative cost of drawing a figure (the city x factor heat maps have the most texts)."""
-    return {"sobol": 3, "width": 2, "rank": 2}.get(p.key.split()[0], 1)
+    return 3 if p.wide else {"width": 2, "rank": 2}.get(p.key.split()[0], 1)
 
 
 def _can_fork() -> bool:

@@ -12,7 +12,16 @@ from .. import __version__
 from .context import CONF_LIMIT, Context
 from .drawing import DrawnFigure
 from .figures import SECTIONS
-from .tables import city_table, factor_table, field_table, run_table, spec_description
+from .tables import (
+    city_table,
+    factor_table,
+    field_table,
+    given_city_table,
+    given_rbar_table,
+    run_table,
+    smaa_table,
+    spec_description,
+)
 from .text import summary
 
 
@@ -45,5 +54,7 @@ def render(ctx: Context, figs: dict[str, DrawnFigure], elapsed: float) -> str:
         figures={section: [f for f in figs.values() if f.section == section] for section in SECTIONS},
         rare_pct=f"{100 * ctx.rare_share:.0f}", conf_limit=f"{CONF_LIMIT:g}",
         field_table=field_table(ctx), city_table=city_table(ctx), run_table=run_table(ctx),
+        given_rbar_table=given_rbar_table(ctx), given_city_table=given_city_table(ctx), smaa_table=smaa_table(ctx),
+        conf_level=f"{ctx.conf_level:.0%}", confidence_samples=f"{int(ctx.a.attrs.get('confidence_samples', 0)):,}",
         factor_table=factor_table(ctx), spec_toml=at.get("spec_toml", ""),
         version=__version__, store_name=ctx.path.name, elapsed=elapsed)
