@@ -1,24 +1,28 @@
 """The drawing toolkit of the figures: fixed layouts, cheap category labels, heat maps, PNG encoding.
 
-Everything is drawn with matplotlib's Agg backend directly (no pyplot, no layout engine). Two choices keep
-a figure cheap without changing a pixel of it:
+Everything is drawn with matplotlib's Agg backend directly (no pyplot, no layout engine). Texts dominate
+the cost of a figure (a report draws ~2,500 of them: city names, factor names, numbers), so:
 
 * :class:`Layout` places the axes in inches with margins measured from the actual label texts, so no
-  constrained-layout passes (the text layout dominates the rendering time otherwise);
+  constrained-layout passes;
 * :func:`category_labels` draws the labels of categorical ticks (45 city names, a factor per column) as
   plain texts and the tick marks as one marker line per side, at exactly the places
-  ``ax.set_yticks(range(n), labels)`` would put them, instead of n ``Tick`` objects of five artists each.
+  ``ax.set_yticks(range(n), labels)`` would put them, instead of n ``Tick`` objects of five artists each;
+* :func:`png` renders with :class:`TextCachingRenderer`: each distinct string is laid out and rasterised
+  once per process and then copied, at a whole pixel, wherever it is drawn again (as matplotlib did up to
+  3.9; since 3.10 it lays out and rasterises every glyph of every text at a sub-pixel position).
 """
 
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Callable, Sequence
 
 import matplotlib as mpl
 import numpy as np
 from matplotlib.artist import Artist
-from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.lines import TICKDOWN, TICKLEFT, TICKRIGHT, TICKUP, Line2D
@@ -69,7 +73,7 @@ def text_width(labels: Sequence, size: float) -> float:
     """Width in inches of the widest label at a font size (measured with the Agg renderer)."""
     global _RENDERER
     if _RENDERER is None:
-        _RENDERER = RendererAgg(10, 10, DPI)
+        _RENDERER = TextCachingRenderer(10, 10, DPI)
     prop = FontProperties(size=size)
     widths = [_RENDERER.get_text_width_height_descent(str(t), prop, ismath=False)[0] for t in labels if str(t)]
     return max(widths, default=0.0) / DPI
@@ -160,9 +164,70 @@ def heat(ax, M: np.ndarray, cmap: str, vmin: float, vmax: float, annotate_fmt: C
     return im
 
 
+class TextCachingRenderer(RendererAgg):
+    """matplotlib's Agg renderer, with every plain text's metrics and glyph bitmap computed once per process
+    (keyed by the string, the font properties, the DPI, hinting and antialiasing) and each drawing of it a
+    copy of the bitmap at the nearest whole pixel: matplotlib's own text drawing up to version 3.9 (its
+    FreeType layout of the whole string; rotated texts placed about their own axes). Math text, TeX and texts
+    with font features or a language go to matplotlib's own path."""
+
+    _cache: dict = {}  # shared by every instance of the process
+    MAX_ENTRIES = 20_000  # cleared when full
+
+    def get_text_width_height_descent(self, s, prop, ismath):
+        if ismath:
+            return super().get_text_width_height_descent(s, prop, ismath)
+        return self._text(s, prop, True)[0]
+
+    def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
+        if ismath or (mtext is not None and (mtext.get_fontfeatures() or mtext.get_language())):
+            return super().draw_text(gc, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
+        _, image, d, xo, yo = self._text(s, prop, bool(gc.get_antialiased()))
+        # the bitmap's lower left corner: (xo, d + yo) from the pen in the text's own axes (right, down), and
+        # one pixel down (Agg's rows); draw_text_image rotates the bitmap about that corner
+        cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+        corner_x = round(x + xo * cos + (d + yo) * sin) + round(sin)
+        corner_y = round(y - xo * sin + (d + yo) * cos) + round(cos)
+        self._renderer.draw_text_image(image, corner_x, corner_y, angle, gc)
+
+    def _text(self, s: str, prop: FontProperties, antialiased: bool) -> tuple:
+        """((width, height, descent), glyph bitmap, descent, x and y offsets of the bitmap) of a string, in
+        pixels: laid out and rasterised on the first call, from the cache after."""
+        key = (s, _font_key(prop), self.dpi, get_hinting_flag(), antialiased)
+        hit = self._cache.get(key)
+        if hit is None:
+            font = self._prepare_font(prop)
+            font.set_text(s, 0, flags=get_hinting_flag())
+            w, h = font.get_width_height()
+            d = font.get_descent() / 64.0
+            font.draw_glyphs_to_bitmap(antialiased=antialiased)
+            xo, yo = font.get_bitmap_offset()
+            if len(self._cache) >= self.MAX_ENTRIES:
+                self._cache.clear()
+            hit = self._cache[key] = ((w / 64.0, h / 64.0, d), np.array(font.get_image()), d, xo / 64.0, yo / 64.0)
+        return hit
+
+
+def _font_key(prop: FontProperties) -> tuple:
+    return (tuple(prop.get_family()), prop.get_style(), prop.get_variant(), prop.get_weight(), prop.get_stretch(),
+            prop.get_size_in_points(), prop.get_file())
+
+
+class _Canvas(FigureCanvasAgg):
+    """The Agg canvas, drawing with :class:`TextCachingRenderer`."""
+
+    def get_renderer(self):  # as FigureCanvasAgg.get_renderer
+        w, h = self.get_width_height(physical=True)
+        key = w, h, self.figure.dpi
+        if self._lastKey != key:
+            self.renderer = TextCachingRenderer(w, h, self.figure.dpi)
+            self._lastKey = key
+        return self.renderer
+
+
 def png(fig) -> tuple[bytes, tuple[int, int]]:
     """The figure as PNG bytes and its size in pixels."""
-    FigureCanvasAgg(fig)
+    _Canvas(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None}, pil_kwargs=dict(PNG_OPTIONS))
     data = buf.getvalue()

@@ -213,6 +213,18 @@ def open_analysis(path: Path) -> xr.Dataset | None:
 
 
 def _rank_prob(a: xr.Dataset, fld: str, cities: np.ndarray | None = None) -> np.ndarray:
-    from ..analysis.stability import rank_prob
-
-    return rank_prob(a, fld, cities)
+    """P(rank = r) (city, rank 1..cities) in a field for the given city indices (default all), from the dense
+    ``rank_prob`` or its band layout: as :func:`engine.analysis.stability.rank_prob`, without importing
+    :mod:`engine.analysis` (the sweep, Dask's distributed and SciPy: seconds of a report's time)."""
+    n_c = a.sizes["city"]
+    idx = np.arange(n_c) if cities is None else np.asarray(cities, np.int64)
+    if "rank_prob" in a:
+        return a["rank_prob"].sel(field=fld).values[idx]
+    sel = a[["rank_prob_first", "rank_prob_start", "rank_prob_width"]].sel(field=fld)
+    first, start, width = (sel[f"rank_prob_{k}"].values[idx] for k in ("first", "start", "width"))
+    values = a["rank_prob_values"].values
+    out = np.zeros((len(idx), n_c))
+    for i, (f, s, w) in enumerate(zip(first, start, width, strict=True)):
+        if w:
+            out[i, f - 1:f - 1 + w] = values[int(s):int(s + w)]
+    return out
