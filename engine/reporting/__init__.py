@@ -8,9 +8,15 @@ forbids any network access. Contents:
 * the JRC-style rank uncertainty chart of every field (nominal and median rank, 5-95 % interval);
 * Sobol runs: city x factor heat maps of the total (ST) and first-order (S1) indices of every rank, and
   the S1/ST bar chart of the mean rank shift R-bar with bootstrap confidence intervals;
-* the field x city map of rank-interval widths, the rank-acceptability matrix P(rank = r) and the
-  pairwise probabilities of the top cities of the overall ranking;
+* Monte Carlo runs: the same from the given-data indices (Borgonovo's delta and S1_given): delta and S1 of
+  R-bar as bars and by field with their intervals (and a table of every factor's numbers), the three
+  factors of largest delta on each top city's rank, and city x factor heat maps of every field;
+* the field x city map of rank-interval widths, the rank-acceptability matrix P(rank = r), the pairwise
+  probabilities of the top cities of the overall ranking, and the SMAA-2 table (P(rank 1), confidence
+  factors and central weights of the cities that ever rank first);
 * tables: per field, per city (overall ranking), and the run and its spec as an annex.
+
+Each figure's ``<figure>`` names the analysis variables it draws (``data-vars``); the tables have ids.
 
 ``--png-dir`` also writes every figure as a PNG file. The analysis group is computed first when the store
 has none (or a stale one).
