@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable, Sequence
 
 import matplotlib as mpl
+import matplotlib.colors as mcolors
 import numpy as np
 from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
@@ -105,9 +106,69 @@ def category_labels(ax, axis: str, labels: Sequence[str], fontsize: float, *, si
         marks = Line2D(*xy, linestyle="none", marker=_markers(axis, direction)[0 if first else 1], markersize=length,
                        markeredgewidth=rc[f"{name}.major.width"], color=color, markeredgecolor=color,
                        transform=mark_tr)
-        texts = [Text(x, y, str(label), transform=text_tr, va=va, ha=ha, rotation=rotation, fontsize=fontsize,
-                      color=labelcolor) for x, y, label in zip(*xy, labels, strict=True)]
-        ax.add_artist(_Group([marks, *texts], zorder=(ax.xaxis if axis == "x" else ax.yaxis).get_zorder()))
+        texts = Texts(*xy, [str(label) for label in labels], text_tr, fontsize=fontsize, ha=ha, va=va,
+                      rotation=rotation, colors=labelcolor)
+        ax.add_artist(_Group([marks, texts], zorder=(ax.xaxis if axis == "x" else ax.yaxis).get_zorder()))
+
+
+class Texts(Artist):
+    """Many one-line texts of one font, alignment and rotation, each drawn exactly as a ``Text`` would draw it,
+    without a ``Text`` object each: matplotlib lays out each distinct string once (``Text._get_layout``, on a
+    prototype text; the offset of its baseline from the anchor is kept), and every text is then one
+    ``renderer.draw_text`` at its anchor plus that offset. Unclipped, like a figure's texts. A string that
+    is math text is drawn by a ``Text`` of its own."""
+
+    _offsets: dict = {}  # (string, font, alignment, rotation, dpi, renderer type) -> offset in pixels
+
+    def __init__(self, x: Sequence[float], y: Sequence[float], labels: Sequence[str], transform, *,
+                 fontsize: float, ha: str = "left", va: str = "baseline", rotation: float = 0.0,
+                 colors: str | Sequence[str] = "black") -> None:
+        super().__init__()
+        self._xy = np.column_stack([np.asarray(x, float), np.asarray(y, float)])
+        self._labels = list(labels)
+        self._text_transform = transform
+        self._proto = Text(0, 0, "", ha=ha, va=va, rotation=rotation, fontsize=fontsize)
+        many = not isinstance(colors, str)
+        self._rgba = [mcolors.to_rgba(c) for c in colors] if many else [mcolors.to_rgba(colors)] * len(labels)
+
+    @property
+    def texts(self) -> list[str]:
+        return list(self._labels)
+
+    def set_figure(self, fig) -> None:
+        super().set_figure(fig)
+        self._proto.set_figure(fig)
+
+    def draw(self, renderer) -> None:
+        if not self.get_visible() or not self._labels:
+            return
+        proto = self._proto
+        anchors = self._text_transform.transform(self._xy)
+        height = renderer.get_canvas_width_height()[1]
+        angle = proto.get_rotation()
+        key = (_font_key(proto.get_fontproperties()), proto.get_horizontalalignment(),
+               proto.get_verticalalignment(), proto.get_rotation_mode(), angle, renderer.dpi, type(renderer))
+        gc = renderer.new_gc()
+        gc.set_antialiased(proto.get_antialiased())
+        for k, ((x, y), s, rgba) in enumerate(zip(anchors, self._labels, self._rgba, strict=True)):
+            if not s or not (np.isfinite(x) and np.isfinite(y)):
+                continue
+            if proto._preprocess_math(s)[1]:  # math text: a Text of its own
+                own = Text(*self._xy[k], s, transform=self._text_transform, fontproperties=proto.get_fontproperties(),
+                           ha=proto.get_horizontalalignment(), va=proto.get_verticalalignment(), rotation=angle,
+                           color=rgba)
+                own.set_figure(self.get_figure(root=False))
+                own.draw(renderer)
+                continue
+            off = self._offsets.get((s, *key))
+            if off is None:
+                proto.set_text(s)
+                off = self._offsets[(s, *key)] = proto._get_layout(renderer)[1][0][2]
+            gc.set_foreground(rgba, isRGBA=True)
+            renderer.draw_text(gc, x + off[0], height - (y + off[1]), s, proto.get_fontproperties(), angle,
+                               ismath=False, mtext=None)
+        gc.restore()
+        self.stale = False
 
 
 class _Group(Artist):
@@ -150,13 +211,13 @@ def heat(ax, M: np.ndarray, cmap: str, vmin: float, vmax: float, annotate_fmt: C
     if annotate_fmt and M.size <= ANNOTATE_MAX:
         r, g, b, _ = np.moveaxis(cm((np.clip(M, vmin, vmax) - vmin) / (vmax - vmin)), -1, 0)
         dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5  # white numbers on dark cells
-        texts = []
-        for (i, j), v in np.ndenumerate(M):
-            txt = "" if bad[i, j] or (flag is not None and flag[i, j]) else annotate_fmt(v)
-            if txt:
-                texts.append(Text(j, i, txt, ha="center", va="center", fontsize=6.5,
-                                  color="white" if dark[i, j] else "black", transform=ax.transData))
-        ax.add_artist(_Group(texts, zorder=Text.zorder))  # as ax.text() each, without a clip path each
+        cells = [(i, j, txt) for (i, j), v in np.ndenumerate(M)
+                 if (txt := "" if bad[i, j] or (flag is not None and flag[i, j]) else annotate_fmt(v))]
+        if cells:
+            i, j, txt = zip(*cells, strict=True)
+            texts = Texts(j, i, txt, ax.transData, fontsize=6.5, ha="center", va="center",
+                          colors=["white" if dark[a, b] else "black" for a, b in zip(i, j, strict=True)])
+            ax.add_artist(_Group([texts], zorder=Text.zorder))  # as ax.text() each, without a clip path each
     if flag is not None and flag.any():
         i, j = np.nonzero(flag)
         ax.scatter(j, i, marker="x", s=16, color="#ff3030", linewidths=1.0, zorder=3)

@@ -2,13 +2,17 @@
 
 The figures are independent, and drawing them is pure-Python matplotlib work that holds the GIL, so they
 are drawn by a pool of processes *forked* from this one: a child inherits the loaded :class:`Context` and
-the imported matplotlib, and sends back only the PNG bytes. Where ``fork`` is not available, on one core,
+the imported matplotlib, and sends back only the PNG bytes. The objects that exist before drawing are
+frozen out of the garbage collector (``gc.freeze``): its full collections, which otherwise traverse every
+object of the process (the run, pandas, xarray, Dask) while a figure's thousands of artists are made,
+only see the new ones. Where ``fork`` is not available, on one core,
 or if the pool fails, the figures are drawn here, one after the other (the same PNGs).
 """
 
 from __future__ import annotations
 
 import base64
+import gc
 import multiprocessing
 import os
 import sys
@@ -49,10 +53,14 @@ def draw_all(ctx: Context, plans: list[FigurePlan], workers: int | None = None) 
         workers = min(_cores(), MAX_WORKERS)
     workers = min(workers, len(plans))
     pngs = None
-    if workers > 1 and _can_fork():
-        pngs = _draw_forked(ctx, plans, workers)
-    if pngs is None:
-        pngs = [_draw(ctx, p) for p in plans]
+    gc.freeze()  # the loaded run and the imported modules: never traversed by the collections while drawing
+    try:
+        if workers > 1 and _can_fork():
+            pngs = _draw_forked(ctx, plans, workers)
+        if pngs is None:
+            pngs = [_draw(ctx, p) for p in plans]
+    finally:
+        gc.unfreeze()
     return {p.key: DrawnFigure(p.slug, p.section, p.title, p.caption, data, size, p.wide, p.data)
             for p, (data, size) in zip(plans, pngs, strict=True)}
 
