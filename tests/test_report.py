@@ -258,7 +258,10 @@ def test_monte_carlo_report_shows_given_data_sensitivity_and_smaa(mc_run):
         np.testing.assert_allclose(bars.datavalues, want[var].values, rtol=0, atol=1e-12)
         errs = [seg[:, 0] for seg in bars.errorbar.lines[2][0].get_segments()]  # the x-error segments
         np.testing.assert_allclose([e[1] - e[0] for e in errs], 2 * want[f"{var}_conf"].values, atol=1e-12)
-    assert [t.get_text() for t in ax.artists[0]._parts[1:]] == [factors[j] for j in order_rbar]
+    from engine.reporting.canvas import Texts
+
+    labels = [p.texts for g in ax.artists for p in g.parts if isinstance(p, Texts)]
+    assert labels == [[factors[j] for j in order_rbar]]  # the y labels, in the order of the bars
     heat = figs["given rbar fields"].axes
     for ax, var in zip(heat[:2], ("delta_rbar", "S1_given_rbar"), strict=True):
         got = np.ma.getdata(ax.images[0].get_array())

@@ -180,6 +180,10 @@ class _Group(Artist):
         self._parts = parts
         self.set_zorder(zorder)
 
+    @property
+    def parts(self) -> list[Artist]:
+        return list(self._parts)
+
     def set_figure(self, fig) -> None:
         super().set_figure(fig)
         for part in self._parts:
