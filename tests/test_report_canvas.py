@@ -1,10 +1,13 @@
-"""The report's cheap category labels draw the very pixels of matplotlib's own ticks (the reference: the same
-figure drawn with ``set_xticks``/``set_yticks`` and ``tick_params``)."""
+"""The report's drawing toolkit against matplotlib's own drawing: the cheap category labels are the very pixels
+of real ticks (the same figure drawn with ``set_xticks``/``set_yticks`` and ``tick_params``), a heat map's
+numbers those of one ``Text`` per cell, and the text-caching renderer draws matplotlib's texts at whole
+pixels."""
 
 from __future__ import annotations
 
 import io
 
+import matplotlib as mpl
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
@@ -105,3 +108,41 @@ def test_text_caching_renderer_draws_matplotlibs_texts_at_whole_pixels(text, rot
         assert ink_got == pytest.approx(ink_want, rel=0.02)
         off = np.abs(at_got - at_want)
         assert off[along] <= 1.25 and off[1 - along] <= 0.6, (frac, at_got, at_want)
+
+
+def test_heat_map_numbers_draw_the_pixels_of_matplotlib_texts():
+    """The numbers of a heat map (one Texts artist) are the pixels of one unclipped ``ax.text`` per cell (the
+    reference), white on dark cells and black on light ones, none in masked or flagged cells."""
+    from matplotlib.text import Text
+
+    from engine.reporting.canvas import heat
+
+    M = np.linspace(0, 1, 30).reshape(5, 6)
+    mask = np.zeros_like(M, bool)
+    mask[1, 2] = True
+    flag = np.zeros_like(M, bool)
+    flag[3, 4] = True
+
+    def fmt(v):
+        return f"{v:.2f}".lstrip("0")
+
+    def figure():
+        fig = Figure(figsize=(4.5, 4.0), dpi=100)
+        return fig, fig.add_axes((0.2, 0.2, 0.6, 0.6))
+
+    fig, ax = figure()
+    heat(ax, M, "viridis", 0, 1, fmt, mask, flag=flag)
+    got = pixels(fig)
+
+    fig, ax = figure()
+    heat(ax, M, "viridis", 0, 1, None, mask, flag=flag)  # the same map without numbers, then matplotlib's texts
+    cm = mpl.colormaps["viridis"]
+    for (i, j), v in np.ndenumerate(M):
+        if not (mask[i, j] or flag[i, j]):
+            r, g, b, _ = cm(v)
+            dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5
+            ax.add_artist(Text(j, i, fmt(v), ha="center", va="center", fontsize=6.5,
+                               color="white" if dark else "black", transform=ax.transData, zorder=Text.zorder))
+    want = pixels(fig)
+    assert np.array_equal(got, want), f"{int((np.abs(got - want).max(axis=-1) > 0).sum())} pixels differ"
+    assert (np.abs(got - pixels(figure()[0])) > 0).any()  # there is something drawn at all
