@@ -163,6 +163,8 @@ class Texts(Artist):
             off = self._offsets.get((s, *key))
             if off is None:
                 proto.set_text(s)
+                if len(self._offsets) >= TextCachingRenderer.MAX_ENTRIES:
+                    self._offsets.clear()
                 off = self._offsets[(s, *key)] = proto._get_layout(renderer)[1][0][2]
             gc.set_foreground(rgba, isRGBA=True)
             renderer.draw_text(gc, x + off[0], height - (y + off[1]), s, proto.get_fontproperties(), angle,
