@@ -9,6 +9,7 @@ The data is the seeded synthetic dataset of ``bench/large_data.py`` (default 200
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -47,7 +48,8 @@ def main() -> None:
         t_load = best(lambda: load_dataset(meta.parent), a.repeat)
         rows = a.cities * a.fields * a.indicators
         print(f"{rows:,} rows ({csv.stat().st_size / 1e6:.0f} MB): pandas.read_csv {t_pandas:.2f} s, "
-              f"load_dataset (read + validate) {t_load:.2f} s -> {t_load / t_pandas:.2f}x pandas.read_csv")
+              f"load_dataset (read + validate) {t_load:.2f} s -> {t_load / t_pandas:.2f}x pandas.read_csv "
+              f"(target <= 3x; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())})")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,8 @@ from engine.design import auto_chunk, decode, design_rows, weight_schemes  # noq
 from engine.kernel import Prepared, evaluate  # noqa: E402
 from engine.pipeline import run  # noqa: E402
 from engine.spec import Spec  # noqa: E402
-from engine.stats.summary import Plan, Summary  # noqa: E402
+from engine.stats.summary import Plan, Summary, rank_deviation  # noqa: E402
+from engine.sweep.tasks import with_given  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "scenarios" / "gtii-2019.toml"
@@ -64,15 +65,21 @@ def kernel_only(spec: Spec, summarise: bool = False) -> float:
     if summarise:
         tmp = Path(tempfile.mkdtemp(prefix="rankstab-bench-plan-"))
         run(spec, out=tmp / "nominal.zarr", synchronous=True, max_chunks=0)  # a store for the plan only
-        summary = Summary(Plan.from_store(xr.open_zarr(tmp / "nominal.zarr")))  # same chunking as below
+        plan = Plan.from_store(xr.open_zarr(tmp / "nominal.zarr"))  # same chunking as below
+        schemes_w = weight_schemes(spec, prep.tree, prep.data(spec.nominal.prep))  # as the workers (tasks.py)
+        summary = Summary(with_given(plan, spec, prep, schemes_w))  # given-data sums of Monte Carlo runs too
         shutil.rmtree(tmp, ignore_errors=True)
     t = time.perf_counter()
     for k, a in enumerate(range(0, spec.n_scenarios, chunk)):
         b = min(a + chunk, spec.n_scenarios)
-        dec = decode(spec, prep.tree, design_rows(spec, a, b), schemes)
+        x = design_rows(spec, a, b)
+        dec = decode(spec, prep.tree, x, schemes)
         scores, ranks = evaluate(prep, dec.batch)
-        if summary is not None:
-            summary.add(k, scores, ranks)
+        if summary is not None:  # what a sweep task adds (engine.sweep.tasks.compute_chunk)
+            dev = rank_deviation(ranks, summary.plan.nominal_rank)
+            summary.add(k, scores, ranks, dev, dec.batch.weights, design=x)
+    if summary is not None:
+        summary.hist.counts  # rows still held are counted before the task's summary leaves  # noqa: B018
     return spec.n_scenarios / (time.perf_counter() - t)
 
 
@@ -89,11 +96,33 @@ def warm_sweep(spec_path: Path, out: Path, workers: int, warm_up: Path | None = 
 
 
 def cli_run(spec: Path, out: Path, workers: int, analyze: bool) -> tuple[float, str]:
+    t, res = _cli(spec, out, workers, analyze)
+    return t, res.stdout
+
+
+def _cli(spec: Path, out: Path, workers: int, analyze: bool) -> tuple[float, subprocess.CompletedProcess]:
     cmd = [sys.executable, "-m", "engine.cli", "run", str(spec), "--out", str(out), "--workers", str(workers),
            "--quiet", "--no-report", "--overwrite"] + ([] if analyze else ["--no-analyze"])
     t = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    return time.perf_counter() - t, res.stdout
+    return time.perf_counter() - t, res
+
+
+def cli_phases(spec: Path, out: Path, workers: int) -> tuple[float, float, float]:
+    """`rankstab run` (analysis, no report): its wall time, the time it reports itself (from after its
+    imports to the analysis written) and the sweep phase (first task submitted to last chunk stored, from
+    the last --quiet progress line; the rest is reading and checking the data, creating the store, waiting
+    for the workers, gathering the summaries and the analysis)."""
+    import re
+
+    t, res = _cli(spec, out, workers, analyze=True)
+    own = float(re.search(r"analysed in ([0-9.]+) s", res.stdout).group(1))
+    sweep = [float(v) for v in re.findall(r"elapsed +([0-9.]+)s", res.stderr)]
+    return t, own, sweep[-1] if sweep else float("nan")
+
+
+def load_average() -> str:
+    return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def peak_rss(spec_path: Path, out: Path) -> tuple[float, list[float], float]:
@@ -159,6 +188,16 @@ choices = ["arithmetic", "geometric"]
 """
 
 
+def import_seconds(repeat: int = 3) -> float:
+    """Median seconds of starting Python and importing what `rankstab run` imports."""
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import engine.pipeline"], check=True)
+        times.append(time.perf_counter() - t)
+    return sorted(times)[len(times) // 2]
+
+
 def large_spec(tmp: Path, kind: str, n: int, store: str = "full") -> Path:
     p = tmp / f"large-{kind}-{n}-{store}.toml"
     p.write_text(LARGE_SPEC.format(kind=kind, n=n, store=store, data=tmp / "data"))
@@ -196,7 +235,7 @@ def large(quick: bool) -> None:
         spec = Spec.from_toml(mc)
         s = spec.ds.sizes
         print(f"large size (SYNTHETIC data): {s['city']} cities x {s['field']} fields x {s['indicator']} indicators,"
-              f" {len(spec.factors)} factors; Monte Carlo n = {n_mc}")
+              f" {len(spec.factors)} factors; Monte Carlo n = {n_mc}   ({load_average()})")
         limit = simple_limit(spec)
         print(f"  simple limit, one core (one matmul + one argsort over cities): {limit:8,.0f} scenarios/s; "
               f"2 cores: {2 * limit:8,.0f}")
@@ -215,23 +254,34 @@ def large(quick: bool) -> None:
         print(f"  Dask + zarr + summary overhead over the kernel alone on one core: "
               f"{t_warm * rate_k / n_mc - 1:+.0%} (summaries {rate_k / rate_t - 1:+.0%}, zarr writes + store + "
               f"analysis finish {(t_sync - n_mc / rate_t) * rate_k / n_mc:+.0%}, Dask {t_warm / t_sync - 1:+.0%})")
+        imports = import_seconds()
+        print(f"  starting Python and importing the engine (`python -c 'import engine.pipeline'`): {imports:.1f} s")
         for kind, n in (("montecarlo", n_mc), ("sobol", n_sobol)):
             for store in ("full", "summary"):
                 p = large_spec(tmp, kind, n, store)
                 total = n if kind == "montecarlo" else n * (len(spec.factors) + 2)
-                t, _ = cli_run(p, tmp / "s.zarr", 2, analyze=True)
+                t, own, swept = cli_phases(p, tmp / "s.zarr", 2)
                 print(f"  rankstab run, 2 workers, {kind} n = {n} ({total:,} scenarios), store = {store}: {t:6.1f} s, "
-                      f"{total / t:7,.0f} scenarios/s = {total / t / (2 * limit):.0%} of 2 x the simple limit")
+                      f"{total / t:7,.0f} scenarios/s = {total / t / (2 * limit):.0%} of 2 x the simple limit\n"
+                      f"      (start + imports {t - own:.1f} s, data + checks + store + workers + summaries + "
+                      f"analysis {own - swept:.1f} s, sweep {swept:.1f} s: {total / swept:,.0f} scenarios/s = "
+                      f"{total / swept / (2 * limit):.0%})   ({load_average()})")
                 shutil.rmtree(tmp / "s.zarr", ignore_errors=True)
         print("  peak RSS (MB): client, workers (one fresh `rankstab run`-equivalent process each)")
         runs = [("montecarlo", n, "full") for n in scan] + [("sobol", n_sobol, st) for st in ("full", "summary")]
+        walls = {}
         for kind, n, store in runs:
             p = large_spec(tmp, kind, n, store)
             client, workers, wall = peak_rss(p, tmp / "m.zarr")
             total = n if kind == "montecarlo" else n * (len(spec.factors) + 2)
+            walls[(kind, n)] = wall
             print(f"    {kind:10} n = {n:6} ({total:>7,} scenarios, store {store:7}): client "
                   f"{client:6.0f}   workers " + " ".join(f"{w:6.0f}" for w in workers) + f"   ({wall:.0f} s)")
             shutil.rmtree(tmp / "m.zarr", ignore_errors=True)
+        a, b = scan[-2], scan[-1]  # the marginal rate: what each further scenario costs, start-up excluded
+        rate = (b - a) / (walls[("montecarlo", b)] - walls[("montecarlo", a)])
+        print(f"  marginal rate of a run (Monte Carlo n = {a} -> {b}, 2 workers, store full, analysis): "
+              f"{rate:,.0f} scenarios/s = {rate / (2 * limit):.0%} of 2 x the simple limit   ({load_average()})")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

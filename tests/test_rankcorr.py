@@ -105,6 +105,20 @@ def test_large_n_equal_scipy(n):
     check(x, nominal)
 
 
+@pytest.mark.parametrize("n", [1000, 2000])
+def test_large_n_integer_ranks_equal_scipy(n):
+    """Competition ranks (int16, the counting path) at large n, with and without ties, against a reference
+    with ties; and integers spread too widely for counting (the sorting path) agree with scipy too."""
+    rng = np.random.default_rng(n + 1)
+    base = rng.normal(size=n)
+    nominal = np.stack([n - np.argsort(np.argsort(base)), np.round(base * 4)], axis=1).astype(np.int64)
+    scores = np.stack([np.round(base + rng.normal(scale=sc, size=n), 1) for sc in (0.01, 0.3, 3.0)])
+    ranks = (scores[:, :, None] < scores[:, None, :]).sum(axis=2) + 1  # competition ranks, ties share the lowest
+    x = np.stack([ranks, n + 1 - ranks], axis=2).astype(np.int16)
+    check(x, nominal)
+    check(x.astype(np.int64) * 10**6, nominal)  # span 10^9: too wide to count
+
+
 def test_shapes_are_checked():
     with pytest.raises(ValueError, match="do not match"):
         rank_correlations(np.zeros((2, 3, 1)), np.zeros((4, 1)))

@@ -103,6 +103,43 @@ def test_histogram_over_bands_equals_plain_counts(shape, cuts):
     np.testing.assert_array_equal(merged.rows(cells), plain.reshape(-1, n_c)[cells])
 
 
+@pytest.mark.parametrize("spill_ratio", [1, 16, 10**9])
+def test_pending_rows_are_counted_before_any_read(monkeypatch, spill_ratio):
+    """Rows held by add_ranks (counted a few hundred at a time) and ranks set aside outside their band
+    (bands widened often, or only when read) are counted whenever the histogram is read, merged, exported or
+    pickled, and a stream of chunks whose bands keep widening counts every row."""
+    import pickle
+
+    from engine.stats import rankhist
+
+    monkeypatch.setattr(rankhist, "PENDING_ROWS", 7)
+    monkeypatch.setattr(rankhist, "SPILL_RATIO", spill_ratio)
+    rng = np.random.default_rng(3)
+    n_c, n_f = 40, 3
+    chunks = [np.clip(rng.integers(18, 23, (k, n_c, n_f)) + rng.integers(-2 * i, 2 * i + 1, (k, n_c, n_f)), 0, n_c)
+              .astype(np.int16) for i, k in enumerate([3, 1, 5, 9, 2, 4, 6])]
+    h = RankHistogram.empty(n_c, n_f)
+    seen = []
+    for i, c in enumerate(chunks):
+        h.add_ranks(c)
+        seen.append(c)
+        done = np.concatenate(seen)
+        plain = np.stack([np.stack([np.bincount(done[:, j, f], minlength=n_c + 1)[1:] for f in range(n_f)])
+                          for j in range(n_c)])
+        if i % 3 == 0:
+            np.testing.assert_array_equal(h.dense(), plain)
+        elif i % 3 == 1:
+            np.testing.assert_array_equal(pickle.loads(pickle.dumps(h)).dense(), plain)
+        else:
+            np.testing.assert_array_equal(RankHistogram.from_export(h.export()).dense(), plain)
+    other = RankHistogram.empty(n_c, n_f)
+    other.add_ranks(chunks[0])  # pending on both sides of a merge
+    h.add_ranks(chunks[1])
+    h.merge(other)
+    done = np.concatenate(chunks + [chunks[0], chunks[1]])
+    np.testing.assert_array_equal(h.totals(), np.full((n_c, n_f), 0) + (done > 0).sum(axis=0))
+
+
 def test_dense_layout_threshold():
     assert dense_fits(45, 8) and dense_fits(300, 21) and dense_fits(446, 21) and not dense_fits(447, 21)
     assert not dense_fits(2000, 21) and not dense_fits(1500, 2)

@@ -11,9 +11,13 @@ central weights and confidence factors. The third, rank acceptability, is the an
   evaluation pass, after the sweep, in the analysing process: the first ``M`` stability rows of the design
   (``[design] confidence_samples``, default 1024; 0 = none) are decoded again, every node weight is
   replaced by the city's central weight (the row's excluded indicator stays excluded, its siblings
-  renormalised), and the rows are evaluated in batches of every (city, field) that ever ranks first. So the
-  cost is M x (number of such cells) evaluations whatever the number of scenarios, and the estimate's
-  standard error is sqrt(p (1 - p) / M) <= 0.5 / sqrt(M) (0.016 at M = 1024) over Monte Carlo rows.
+  renormalised), and the rows are evaluated in batches of every (city, field) that ever ranks first.
+  With the weights replaced, a row's scores depend only on its preparation, aggregation and excluded
+  indicator, so rows sharing those are evaluated once and counted with their multiplicity (the kernels
+  give a scenario the same scores whatever else is in its batch: the result is the same). So the cost is
+  (distinct such combinations among the M rows, at most M) x (number of such cells) evaluations whatever
+  the number of scenarios, and the estimate's standard error is sqrt(p (1 - p) / M) <= 0.5 / sqrt(M)
+  (0.016 at M = 1024) over Monte Carlo rows.
 """
 
 from __future__ import annotations
@@ -70,20 +74,26 @@ def confidence_factors(spec: Spec, prep: Prepared, schemes: np.ndarray, central:
         return out
     city, fld = cells // n_f, cells % n_f
     w_cells = central.reshape(-1, n_nodes)[cells]
+    lo = int(rows.min())
+    x = design_rows(spec, lo, int(rows.max()) + 1)[rows - lo]
+    dec = decode(spec, prep.tree, x, schemes)
+    b = dec.batch
+    # the rows' distinct (preparation, aggregation, excluded indicator): all that counts once weights are replaced
+    _, excl_idx = np.unique(dec.choices["excluded"], return_inverse=True)
+    key = (b.prep_idx.astype(np.int64) * len(b.methods) + b.method_idx) * (int(excl_idx.max()) + 1) + excl_idx.ravel()
+    _, first, mult = np.unique(key, return_index=True, return_counts=True)
     hits = np.zeros(len(cells), np.int64)
     per = n_c * n_f * 4  # float32 scores of one evaluation
     step = max(1, min(BATCH, BATCH_BYTES // per) // len(cells))
-    for start in range(0, len(rows), step):
-        r = rows[start:start + step]
-        x = design_rows(spec, int(r[0]), int(r[-1]) + 1)[r - r[0]]
-        dec = decode(spec, prep.tree, x, schemes)
+    for start in range(0, len(first), step):
+        r = first[start:start + step]
         n = len(r)
-        weights = exclude(prep.tree, np.repeat(w_cells, n, axis=0), np.tile(dec.choices["excluded"], len(cells)))
-        b = dec.batch
-        batch = Batch(b.preps, np.tile(b.prep_idx, len(cells)), b.methods, np.tile(b.method_idx, len(cells)), weights)
+        weights = exclude(prep.tree, np.repeat(w_cells, n, axis=0), np.tile(dec.choices["excluded"][r], len(cells)))
+        batch = Batch(b.preps, np.tile(b.prep_idx[r], len(cells)), b.methods, np.tile(b.method_idx[r], len(cells)),
+                      weights)
         scores = scores_only(prep, batch).reshape(len(cells), n, n_c, n_f)
         own = scores[np.arange(len(cells))[:, None], np.arange(n)[None, :], city[:, None], fld[:, None]]
         best = np.fmax.reduce(scores[np.arange(len(cells))[:, None], np.arange(n)[None, :], :, fld[:, None]], axis=-1)
-        hits += (own == best).sum(axis=1)  # rank 1 (ties share it): no higher score; NaN (no score) is never equal
+        hits += ((own == best) * mult[start:start + step]).sum(axis=1)  # rank 1 (ties share it); NaN never equal
     out.reshape(-1)[cells] = hits / len(rows)
     return out

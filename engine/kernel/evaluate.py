@@ -55,15 +55,23 @@ class Prepared:
             self.cache[prep] = prepare(self.ds, prep)
         return self.cache[prep]
 
+    def complete(self, prep: Prep) -> bool:
+        """Whether the prepared data have no missing value (cached)."""
+        key = (prep, "complete")
+        if key not in self.cache:
+            self.cache[key] = not np.isnan(self.data(prep)).any()
+        return self.cache[key]
+
     def transformed(self, prep: Prep, method: str) -> np.ndarray:
-        """x, log x or 1/x for the aggregation method; non-positive values are a clear error."""
+        """x, log x or 1/x for the aggregation method, laid out (indicator, city * field) as the linear kernel
+        reads it (transposed once here rather than on every call); non-positive values are a clear error."""
         key = (prep, method)
         if key not in self.cache:
             x = self.data(prep)
             if AGGREGATIONS[method].props.get("needs_positive"):
                 _require_positive(x, method, prep)
             x = AGGREGATIONS[method](x)
-            self.cache[key] = x
+            self.cache[key] = np.ascontiguousarray(x.reshape(-1, x.shape[-1]).T)
         return self.cache[key]
 
 
@@ -90,11 +98,10 @@ def _scores(prep: Prepared, p: Prep, method: str, w: np.ndarray) -> np.ndarray:
     tree = prep.tree
     m_group, m_field, m_overall = levels(method)
     x = prep.data(p)
-    n_s, (n_c, n_f, n_i) = len(w), x.shape
-    if m_group == m_field == m_overall in METHODS and not np.isnan(x).any():
-        xt = prep.transformed(p, m_group)
+    n_s, (n_c, n_f, _) = len(w), x.shape
+    if m_group == m_field == m_overall in METHODS and prep.complete(p):
         out32 = np.empty((n_s, n_c, n_f + 1), dtype=np.float32)
-        _linear(xt.reshape(n_c * n_f, n_i), tree.effective(w), np.ascontiguousarray(w[:, len(tree.nodes) - n_f:]),
+        _linear(prep.transformed(p, m_group), tree.effective(w), np.ascontiguousarray(w[:, len(tree.nodes) - n_f:]),
                 METHODS.index(m_group), out32)
         return out32
     out = np.empty((n_s, n_c, n_f + 1))
@@ -183,8 +190,8 @@ _ROW_BLOCK = 1024  # city rows per block of _linear: the block's data (rows x fi
 
 
 @numba.njit(cache=True, nogil=True)
-def _linear(x: np.ndarray, weff: np.ndarray, fw: np.ndarray, method: int, out: np.ndarray) -> None:
-    """Field scores as weighted sums of transformed data (x (city*field, indicator)), the overall composite
+def _linear(xt: np.ndarray, weff: np.ndarray, fw: np.ndarray, method: int, out: np.ndarray) -> None:
+    """Field scores as weighted sums of transformed data (xt (indicator, city*field)), the overall composite
     as the weighted sum of field scores, then back-transformed (0 arithmetic, 1 geometric, 2 harmonic).
     Fixed summation order (indicator by indicator, field by field): a scenario's result never depends on
     the rest of its batch. The inner loop runs over the city x field rows, so it vectorises; cities go in
@@ -192,9 +199,8 @@ def _linear(x: np.ndarray, weff: np.ndarray, fw: np.ndarray, method: int, out: n
     per batch rather than once per scenario (the sums and their order are the same)."""
     n_s, n_i = weff.shape
     n_f = fw.shape[1]
-    n_rows = x.shape[0]
+    n_rows = xt.shape[1]
     n_c = n_rows // n_f
-    xt = np.ascontiguousarray(x.T)
     cb = max(1, _ROW_BLOCK // n_f)  # cities per block
     acc = np.empty(cb * n_f)
     for c0 in range(0, n_c, cb):

@@ -11,6 +11,12 @@ scenario and field, the two correlations of ``x[s, :, f]`` with ``y[:, f]``, equ
   come from runs in the two sorted orders. tau-b = (tot - ties_x - ties_y + joint ties - 2 dis) /
   sqrt((tot - ties_x) (tot - ties_y)), tot = n (n - 1) / 2 (scipy's formula).
 
+Integer samples over a small range (ranks) take a counting path with the same integer sums: the sample's
+ties and average ranks come from a count per value, the discordant pairs from a Fenwick tree over the
+values (items in reference order, a reference tie group queried before it is inserted), the joint ties
+from a count per value within each reference tie group. No comparison sort, so no mispredicted branches:
+several times faster at thousands of items, and bit-identical to the general path.
+
 The reference is sorted once per field and reused across scenarios. When either vector is constant
 (including n < 2) both statistics are undefined; they are then ``constant`` (NaN by default, as scipy).
 Values must be finite (NaN compares as neither smaller nor larger and is not ranked).
@@ -35,7 +41,15 @@ def rank_correlations(samples: np.ndarray, reference: np.ndarray,
     if x.ndim != 3 or ref.ndim != 2 or x.shape[1:] != ref.shape:
         raise ValueError(f"samples (scenario, item, field) {x.shape} and reference (item, field) {ref.shape} "
                          f"do not match")
+    if x.dtype.kind in "iu" and x.size and x.shape[1] >= 2:
+        lo, hi = int(x.min()), int(x.max())
+        if hi - lo < max(COUNTING_SPAN * x.shape[1], 64):  # values as array indices: the counting path
+            xt = np.ascontiguousarray(x.transpose(2, 0, 1))  # (field, scenario, item): gathers stay in cache
+            return _correlations_counting(xt, ref, float(constant), lo, hi - lo + 1)
     return _correlations(x, ref, float(constant))
+
+
+COUNTING_SPAN = 4  # integer samples spanning up to this many values per item take the counting path
 
 
 def spearman(samples: np.ndarray, reference: np.ndarray, constant: float = np.nan) -> np.ndarray:
@@ -177,6 +191,112 @@ def _correlations(x, ref, constant):  # pragma: no cover - compiled
                 a = b
             if y_tie == tot:
                 continue  # constant sample
+            r = sxy / np.sqrt(np.float64(sxx) * np.float64(syy))
+            rho[s, f] = min(1.0, max(-1.0, r))
+            cmd = tot - x_tie - y_tie + xy_tie - 2 * dis
+            k = cmd / np.sqrt(np.float64(tot - x_tie) * np.float64(tot - y_tie))
+            tau[s, f] = min(1.0, max(-1.0, k))
+    return rho, tau
+
+
+@numba.njit(cache=True, nogil=True)
+def _reference_order(ref, f, order, group, rx):  # pragma: no cover - compiled
+    """Sort field ``f`` of the reference: ``order`` (stable), per position its tie ``group`` and ``rx``
+    (2 * average rank - (n + 1)); return the reference's tied pairs and the sum of rx squared."""
+    n = len(order)
+    col = np.empty(n, ref.dtype)
+    for i in range(n):
+        col[i] = ref[i, f]
+    order[:] = np.argsort(col, kind="mergesort")
+    x_tie = np.int64(0)
+    sxx = np.int64(0)
+    g = 0
+    a = 0
+    while a < n:
+        b = a + 1
+        while b < n and col[order[b]] == col[order[a]]:
+            b += 1
+        v = np.int64(a + 1 + b - (n + 1))
+        for i in range(a, b):
+            group[i] = g
+            rx[i] = v
+        t = np.int64(b - a)
+        x_tie += t * (t - 1) // 2
+        sxx += t * v * v
+        g += 1
+        a = b
+    return x_tie, sxx
+
+
+@numba.njit(cache=True, nogil=True)
+def _correlations_counting(xt, ref, constant, lo, span):  # pragma: no cover - compiled
+    """As :func:`_correlations` for integer samples ``xt`` (field, scenario, item) with values in lo ..
+    lo + span - 1 (see the module docstring): the same integer sums, by counting instead of sorting."""
+    n_f, n_s, n = xt.shape
+    rho = np.full((n_s, n_f), constant)
+    tau = np.full((n_s, n_f), constant)
+    tot = np.int64(n) * (n - 1) // 2
+    order = np.empty(n, np.int64)
+    group = np.empty(n, np.int64)
+    rx = np.empty(n, np.int64)
+    key = np.empty(n, np.int64)  # the sample minus lo, by position in reference order
+    count = np.zeros(span, np.int64)  # items per sample value
+    v2 = np.empty(span, np.int64)  # 2 * average rank - (n + 1) per sample value
+    tree = np.zeros(span + 1, np.int64)  # Fenwick tree of the values inserted so far
+    joint = np.zeros(span, np.int64)  # values within the current reference tie group
+    for f in range(n_f):
+        x_tie, sxx = _reference_order(ref, f, order, group, rx)
+        if x_tie == tot:
+            continue  # constant reference
+        for s in range(n_s):
+            for p in range(n):
+                k = np.int64(xt[f, s, order[p]]) - lo
+                key[p] = k
+                count[k] += 1
+            y_tie = np.int64(0)
+            syy = np.int64(0)
+            below = np.int64(0)
+            for v in range(span):
+                t = count[v]
+                if t:
+                    y_tie += t * (t - 1) // 2
+                    w = 2 * below + t + 1 - (n + 1)
+                    v2[v] = w
+                    syy += t * w * w
+                    below += t
+                    count[v] = 0
+            if y_tie == tot:
+                continue  # constant sample
+            sxy = np.int64(0)
+            for p in range(n):
+                sxy += v2[key[p]] * rx[p]
+            dis = np.int64(0)
+            xy_tie = np.int64(0)
+            a = 0
+            while a < n:  # reference tie groups in order: query a group, then insert it
+                b = a + 1
+                while b < n and group[b] == group[a]:
+                    b += 1
+                for p in range(a, b):
+                    i = key[p] + 1  # inserted values <= key[p]
+                    le = np.int64(0)
+                    while i > 0:
+                        le += tree[i]
+                        i -= i & -i
+                    dis += a - le
+                if b - a > 1:
+                    for p in range(a, b):
+                        xy_tie += joint[key[p]]
+                        joint[key[p]] += 1
+                    for p in range(a, b):
+                        joint[key[p]] = 0
+                for p in range(a, b):
+                    i = key[p] + 1
+                    while i <= span:
+                        tree[i] += 1
+                        i += i & -i
+                a = b
+            tree[:] = 0
             r = sxy / np.sqrt(np.float64(sxx) * np.float64(syy))
             rho[s, f] = min(1.0, max(-1.0, r))
             cmd = tot - x_tie - y_tie + xy_tie - 2 * dis

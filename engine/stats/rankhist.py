@@ -13,11 +13,12 @@ Rank 0 (a city without a score) is not counted, as in the dense histogram.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numba
 import numpy as np
 
+PENDING_ROWS = 256  # rows held before counting them in one pass over the bands (see RankHistogram) ...
+PENDING_BYTES = 32 * 2**20  # ... or fewer, when they would take more than this
+SPILL_RATIO = 16  # ranks outside their band are set aside until they reach 1/16 of the counts
 SLACK = 0.25  # bands widened by counting new ranks get this share of their width more (zeros; see add_ranks)
 DENSE_CELLS = 2**22  # stores keep the dense count(city, field, rank) up to this many cells (see ``dense_fits``)
 
@@ -28,20 +29,48 @@ def dense_fits(n_cities: int, n_fields: int) -> bool:
     return n_cities * n_fields * n_cities <= DENSE_CELLS
 
 
-@dataclass
 class RankHistogram:
     """Counts of ranks 1..``n_ranks`` per cell of a (city, field) grid, over each cell's band of ranks.
 
     ``first`` (cells,) int32: the band's first rank (0 for a cell with no counts); ``start`` (cells + 1,)
     int64: where each cell's counts begin in ``counts`` (the band width is ``start[i + 1] - start[i]``);
     ``counts`` int64: the counts of ranks first, first + 1, ... of every cell, cell after cell.
+
+    :meth:`add_ranks` holds the rows it is given (a copy) until about ``PENDING_ROWS`` of them wait, then
+    counts them in one pass, cell by cell (a cell's band stays in cache while its rows pass): each pass
+    touches every band once (at the large size the bands are ~100 MB), so counting a few hundred rows at a
+    time instead of one chunk's few dozen makes it several times cheaper. Ranks outside their cell's band
+    are set aside (as cell and rank) rather than widening the bands at once: the bands are widened (every
+    count moved) only when those set aside reach 1/``SPILL_RATIO`` of the counts, or when the histogram
+    is read. Reading ``first``, ``start`` or ``counts`` (or any method) counts everything first.
     """
 
-    shape: tuple[int, int]  # (city, field)
-    n_ranks: int
-    first: np.ndarray
-    start: np.ndarray
-    counts: np.ndarray
+    def __init__(self, shape: tuple[int, int], n_ranks: int, first: np.ndarray, start: np.ndarray,
+                 counts: np.ndarray) -> None:
+        self.shape, self.n_ranks = tuple(shape), int(n_ranks)
+        self._first, self._start, self._counts = first, start, counts
+        self._pending: list[np.ndarray] = []  # rows (row, cell) not counted yet
+        self._pending_rows = 0
+        self._spill: list[np.ndarray] = []  # ranks outside their band, as cell * (n_ranks + 1) + rank
+        self._n_spill = 0
+
+    @property
+    def first(self) -> np.ndarray:
+        self._flush()
+        return self._first
+
+    @property
+    def start(self) -> np.ndarray:
+        self._flush()
+        return self._start
+
+    @property
+    def counts(self) -> np.ndarray:
+        self._flush()
+        return self._counts
+
+    def __repr__(self) -> str:
+        return f"RankHistogram(shape={self.shape}, n_ranks={self.n_ranks}, values={self.counts.size})"
 
     @classmethod
     def empty(cls, n_cities: int, n_fields: int, n_ranks: int | None = None) -> RankHistogram:
@@ -91,14 +120,15 @@ class RankHistogram:
         start = np.zeros(len(width) + 1, np.int64)
         np.cumsum(width, out=start[1:])
         counts = np.zeros(int(start[-1]), np.int64)
-        _move(self.first, self.start, self.counts, first, start, counts)
-        self.first, self.start, self.counts = first, start, counts
+        _move(self._first, self._start, self._counts, first, start, counts)
+        self._first, self._start, self._counts = first, start, counts
 
     def _cover(self, first: np.ndarray, last: np.ndarray, slack: float = 0.0) -> None:
         """Widen the bands to cover [first, last] per cell (0 = nothing to cover), if they do not already;
         a band that must widen grows by ``slack`` times its new width more on that side (within 1..n_ranks),
         so that a stream of chunks rarely moves the counts again (see ``trimmed``)."""
-        old_first, old_last = self.first, self.last
+        old_first, w = self._first, np.diff(self._start)
+        old_last = np.where(w > 0, old_first + w - 1, 0)
         f = np.where(old_first == 0, first, np.where(first == 0, old_first, np.minimum(old_first, first)))
         la = np.maximum(old_last, last)
         grow_lo, grow_hi = (f > 0) & ((old_first == 0) | (f < old_first)), la > old_last
@@ -111,21 +141,57 @@ class RankHistogram:
         self._reband(f.astype(np.int32), la.astype(np.int32))
 
     def add_ranks(self, ranks: np.ndarray) -> None:
-        """Count int ranks (row, city, field) in place. A band that must widen takes some slack (zero
-        counts at its ends: ``trimmed`` removes them), so that a stream of chunks seldom moves the counts."""
-        r2 = np.ascontiguousarray(ranks).reshape(len(ranks), len(self.first))
-        if r2.shape[1] != len(self.first):
-            raise ValueError(f"ranks have {r2.shape[1]} cells, the histogram {len(self.first)}")
-        if not len(r2):
+        """Count int ranks (row, city, field): held (copied) until enough rows wait, then counted in one
+        pass (see the class docstring). A band that must widen takes some slack (zero counts at its ends:
+        ``trimmed`` removes them), so that a stream of chunks seldom moves the counts."""
+        ranks = np.asarray(ranks)
+        cells = len(self._first)
+        per_row = int(np.prod(ranks.shape[1:])) if ranks.ndim > 1 else 0
+        if per_row != cells:
+            raise ValueError(f"ranks have {per_row} cells, the histogram {cells}")
+        if not len(ranks):
             return
-        first, last = _extent(r2)
+        self._pending.append(ranks.reshape(len(ranks), cells).copy())
+        self._pending_rows += len(ranks)
+        if self._pending_rows >= PENDING_ROWS or self._pending_rows * cells * ranks.itemsize >= PENDING_BYTES:
+            self._count_pending()
+
+    def _count_pending(self) -> None:
+        """Count the pending rows into the bands; set aside those outside their band (see the class)."""
+        if not self._pending:
+            return
+        r2 = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending)
+        self._pending, self._pending_rows = [], 0
+        if not self._counts.size:  # the first rows set the bands
+            first, last = _extent(r2)
+            self._cover(first, last, SLACK)
+        spill = _scatter(r2, self._first, self._start, self._counts, self.n_ranks + 1)
+        if len(spill):
+            self._spill.append(spill)
+            self._n_spill += len(spill)
+            if self._n_spill * SPILL_RATIO > self._counts.size:
+                self._fold_spill()
+
+    def _fold_spill(self) -> None:
+        """Widen the bands to cover the ranks set aside (with slack) and count them."""
+        if not self._spill:
+            return
+        keys = np.concatenate(self._spill)
+        self._spill, self._n_spill = [], 0
+        first, last = _key_extent(keys, len(self._first), self.n_ranks + 1)
         self._cover(first, last, SLACK)
-        _scatter(r2, self.first, self.start, self.counts)
+        _count_keys(keys, self._first, self._start, self._counts, self.n_ranks + 1)
+
+    def _flush(self) -> None:
+        """Count everything added (before the bands are read)."""
+        self._count_pending()
+        self._fold_spill()
 
     def merge(self, other: RankHistogram) -> RankHistogram:
         """Add another histogram of the same grid in place."""
         if other.shape != self.shape or other.n_ranks != self.n_ranks:
             raise ValueError("cannot merge rank histograms of different grids")
+        self._flush()
         self._cover(other.first, other.last)
         _move(other.first, other.start, other.counts, self.first, self.start, self.counts, add=True)
         return self
@@ -139,6 +205,10 @@ class RankHistogram:
 
     def copy(self) -> RankHistogram:
         return RankHistogram(self.shape, self.n_ranks, self.first.copy(), self.start.copy(), self.counts.copy())
+
+    def __getstate__(self) -> dict:  # pickled (sent between processes): pending rows counted first
+        self._flush()
+        return dict(self.__dict__)
 
     def trimmed(self) -> RankHistogram:
         """The same counts with each band trimmed to its first and last non-zero count."""
@@ -196,7 +266,6 @@ class RankHistogram:
         return self.counts / np.repeat(total, self.width)
 
 
-_CELL_BLOCK = 512
 
 
 @numba.njit(cache=True, nogil=True)
@@ -217,16 +286,58 @@ def _extent(r2):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _scatter(r2, first, start, counts):  # pragma: no cover - compiled
-    """Count r2 (row, cell) into the bands, cells in blocks whose bands stay in cache while all rows pass."""
+def _scatter(r2, first, start, counts, stride):  # pragma: no cover - compiled
+    """Count r2 (row, cell) into the bands, cell by cell (its band stays in cache while its rows pass);
+    return the ranks outside their cell's band as keys cell * stride + rank (not counted). One unsigned
+    comparison per rank in the main pass; the few cells with ranks outside are passed again."""
     n_s, n = r2.shape
-    for c0 in range(0, n, _CELL_BLOCK):
-        c1 = min(n, c0 + _CELL_BLOCK)
+    outside = np.zeros(n, np.bool_)
+    n_out = 0
+    for c in range(n):
+        lo = np.int64(first[c])
+        width = np.uint64(start[c + 1] - start[c])
+        base = start[c]
         for s in range(n_s):
-            for c in range(c0, c1):
+            v = np.int64(r2[s, c])
+            j = v - lo
+            if np.uint64(j) < width:
+                counts[base + j] += 1
+            elif v > 0:
+                n_out += 1
+                outside[c] = True
+    spill = np.empty(n_out, np.int64)
+    k = 0
+    if n_out:
+        for c in np.flatnonzero(outside):
+            lo = np.int64(first[c])
+            width = np.uint64(start[c + 1] - start[c])
+            for s in range(n_s):
                 v = np.int64(r2[s, c])
-                if v > 0:
-                    counts[start[c] + v - first[c]] += 1
+                if v > 0 and np.uint64(v - lo) >= width:
+                    spill[k] = c * stride + v
+                    k += 1
+    return spill
+
+
+@numba.njit(cache=True, nogil=True)
+def _key_extent(keys, n, stride):  # pragma: no cover - compiled
+    """First and last rank per cell of keys cell * stride + rank (0, 0 for a cell without keys)."""
+    first = np.zeros(n, np.int32)
+    last = np.zeros(n, np.int32)
+    for key in keys:
+        c, v = key // stride, np.int32(key % stride)
+        if first[c] == 0 or v < first[c]:
+            first[c] = v
+        if v > last[c]:
+            last[c] = v
+    return first, last
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_keys(keys, first, start, counts, stride):  # pragma: no cover - compiled
+    for key in keys:
+        c, v = key // stride, key % stride
+        counts[start[c] + v - first[c]] += 1
 
 
 @numba.njit(cache=True, nogil=True)

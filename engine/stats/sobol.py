@@ -32,7 +32,7 @@ _BLOCK_BYTES = 32 * 2**20  # scratch for one block of base samples × one chunk 
 _EXACT32 = 2.0**24  # integers below this add exactly in float32
 _FLOAT_MASS = 4096.0  # float outputs: float32 running sums cover at most this many resampled base samples
 _INT32 = 2.0**31 - 1  # compact integer sums stay int32 while every bound is below this
-_RESULT_BYTES = 64 * 2**20  # float64 scratch for finishing one chunk of outputs
+_RESULT_BYTES = 16 * 2**20  # float64 scratch for finishing one chunk of outputs (bounds the peak memory of a shard)
 
 
 def sobol_problem(names: list[str], groups: list[str] | None = None) -> dict:

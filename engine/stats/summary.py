@@ -177,21 +177,30 @@ def first_weight_sums(ranks: np.ndarray, weights: np.ndarray) -> tuple[np.ndarra
     """For every (city, field) cell ranked first in some scenario (ties included): its index
     ``city * fields + field`` (sorted) and the exact sum of those scenarios' weight rows (cells, 2, node),
     see :func:`fixed_point`."""
-    n_f = ranks.shape[2]
-    weights = fixed_point(weights)
-    cells, sums = [], []
-    for f in range(n_f):
-        s, c = np.nonzero(ranks[:, :, f] == 1)
-        if not len(s):
-            continue
-        order = np.argsort(c, kind="stable")
-        s, c = s[order], c[order]
-        starts = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
-        cells.append(c[starts] * n_f + f)
-        sums.append(np.add.reduceat(weights[s], starts, axis=0))
-    if not cells:
-        return np.zeros(0, np.int64), np.zeros((0, *weights.shape[1:]), np.int64)
-    return merge_cells(np.concatenate(cells).astype(np.int64), np.concatenate(sums))
+    weights = np.asarray(weights)
+    n_cells = ranks.shape[1] * ranks.shape[2]
+    s, cell = _firsts(np.ascontiguousarray(ranks).reshape(len(ranks), n_cells))  # integer sums: any order
+    if not len(s):
+        return np.zeros(0, np.int64), np.zeros((0, 2, weights.shape[1]), np.int64)
+    return merge_cells(cell, fixed_point(weights[s]))
+
+
+@numba.njit(cache=True, nogil=True)
+def _firsts(r2):  # pragma: no cover - compiled
+    """Rows and cells (row, cell) where r2 == 1, in one pass."""
+    n_s, n = r2.shape
+    k = 0
+    for s in range(n_s):
+        for c in range(n):
+            k += r2[s, c] == 1
+    rows, cells = np.empty(k, np.int64), np.empty(k, np.int64)
+    k = 0
+    for s in range(n_s):
+        for c in range(n):
+            if r2[s, c] == 1:
+                rows[k], cells[k] = s, c
+                k += 1
+    return rows, cells
 
 
 def merge_cells(cells: np.ndarray, sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
