@@ -21,14 +21,15 @@ from contextlib import suppress
 STOP_REASON = "rankstab-cluster-shutdown"
 
 
-async def _close_worker(address: str) -> None:
-    """Ask a nanny (or a nanny-less worker) to close; it drops the connection as it goes."""
+async def _close_worker(address: str, timeout: float) -> None:
+    """Ask a nanny (or a nanny-less worker) to close; it drops the connection as it goes. A nanny kills its
+    worker process if that has not ended after 0.8 ``timeout`` (Dask's default, 5 s, is short on a busy node)."""
     from distributed.comm.core import CommClosedError
     from distributed.core import rpc
 
     with suppress(CommClosedError, OSError):
         async with rpc(address, timeout=20) as remote:
-            await remote.terminate(reason=STOP_REASON)
+            await remote.terminate(reason=STOP_REASON, timeout=timeout)
 
 
 async def shutdown(scheduler_file: str, wait: float = 60.0) -> int:
@@ -38,7 +39,7 @@ async def shutdown(scheduler_file: str, wait: float = 60.0) -> int:
 
     async with Client(scheduler_file=scheduler_file, asynchronous=True, timeout=20) as client:
         workers = (await client.scheduler.identity(n_workers=-1))["workers"]
-        await asyncio.gather(*(_close_worker(w.get("nanny") or addr) for addr, w in workers.items()))
+        await asyncio.gather(*(_close_worker(w.get("nanny") or addr, wait / 2) for addr, w in workers.items()))
         deadline = time.monotonic() + wait
         while workers and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
