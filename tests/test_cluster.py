@@ -339,3 +339,37 @@ def test_scheduler_without_workers_times_out_clearly(tmp_path):
     finally:
         _stop(sched)
         sched.stderr.close()
+
+
+def test_shutdown_closes_workers_then_scheduler_all_exit_0(tmp_path):
+    """`python -m engine.clusters.shutdown FILE` (the batch templates' and mpi.md's last step): a worker under
+    a nanny and a nanny-less one close first, then the scheduler; every process exits 0 and logs nothing."""
+    sched_file = tmp_path / "sched.json"
+    quiet = {**os.environ, "DASK_LOGGING__DISTRIBUTED": "warning"}
+    logs = [tmp_path / f"{name}.log" for name in ("scheduler", "nanny", "plain")]
+    cmds = [["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+             "--dashboard-address", ":0", "--scheduler-file", str(sched_file)],
+            ["distributed.cli.dask_worker", "--scheduler-file", str(sched_file), "--nthreads", "1", "--no-dashboard"],
+            ["distributed.cli.dask_worker", "--scheduler-file", str(sched_file), "--nthreads", "1", "--no-dashboard",
+             "--no-nanny"]]
+    procs = []
+    try:
+        for cmd, log in zip(cmds, logs, strict=True):
+            with open(log, "wb") as out:
+                procs.append(subprocess.Popen([sys.executable, "-m", *cmd], env=quiet, stdout=out,
+                                              stderr=subprocess.STDOUT))
+            if not procs[1:]:
+                _wait_file(sched_file, procs[0])
+        with connect(scheduler_file=str(sched_file), worker_timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+            nannies = [w["nanny"] for w in client.scheduler_info(n_workers=-1)["workers"].values()]
+            assert sum(n is not None for n in nannies) == 1  # one worker under a nanny, one without
+        res = subprocess.run([sys.executable, "-m", "engine.clusters.shutdown", str(sched_file)],
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0 and not res.stderr, res.stderr
+        assert [p.wait(60) for p in procs] == [0, 0, 0]
+        for log in logs:
+            assert not log.read_text().strip(), f"{log.name}: {log.read_text()[-2000:]}"
+    finally:
+        for p in reversed(procs):
+            _stop(p)

@@ -123,6 +123,22 @@ def test_an_earlier_attempt_of_the_same_batch_job_is_taken_over_at_once():
     assert "expired" in stale(holder, other_job, now + 61)
 
 
+def test_the_same_pbs_job_on_another_host_is_taken_over_at_once():
+    """PBS reruns a job (qrerun, a failed node) under the same job id and has no attempt counter; a job's
+    script runs on one host at a time, so its lease held on another host belonged to an ended run."""
+    now = time.time()
+    holder = Lease("node-b", 4242, "aaaa", "pbs:123.server", 0, 60, now, now + 60)
+    rerun = Lease(HOST, os.getpid(), "bbbb", "pbs:123.server", 0, 60, now, now + 60)
+    assert "held by this PBS job on node-b before PBS reran the job" in stale(holder, rerun, now)
+    same_host = Lease(HOST, os.getpid(), "bbbb", "pbs:123.server", 0, 60, now, now + 60)
+    live_here = Lease(HOST, os.getppid(), "aaaa", "pbs:123.server", 0, 60, now, now + 60)  # a live process
+    assert stale(live_here, same_host, now) is None  # two live runs in one PBS job on one host exclude each other
+    other_job = Lease(HOST, os.getpid(), "bbbb", "pbs:124.server", 0, 60, now, now + 60)
+    assert stale(holder, other_job, now) is None
+    slurm = Lease(HOST, os.getpid(), "bbbb", "slurm:77", 0, 60, now, now + 60)
+    assert stale(Lease("node-b", 4242, "aaaa", "slurm:77", 0, 60, now, now + 60), slurm, now) is None
+
+
 def test_a_run_whose_lease_is_taken_over_stops(tmp_path):
     """A run stalled for longer than its lease (suspended, cut off from the filesystem) may see another
     run take the lease over: it notices at its next renewal and stops."""

@@ -8,6 +8,7 @@
 ``jobqueue``       SLURM and PBS through dask-jobqueue; another batch system is one more row there
 ``background``     :class:`BackgroundCluster`: ``connect`` in a thread while the store is created
 ``forkserver``     the preloaded server local workers fork from (standard library only)
+``shutdown``       ``python -m engine.clusters.shutdown FILE``: close a cluster's workers, then its scheduler
 (what that server imports, warmed up, is :mod:`engine.sweep.preload`: named, never imported, here)
 =================  ===============================================================================
 

@@ -7,7 +7,8 @@ over, from any host, once it is no longer held:
 
 * its holder ran on this host and its process has ended (a killed run: at once);
 * its holder was an earlier attempt of the same Slurm job (a requeued job: Slurm ends an attempt
-  before it starts the next), at once;
+  before it starts the next), or the same PBS job on another host (a rerun job: PBS has no attempt
+  counter, but runs a job script on one host at a time), at once;
 * it expired: nobody renewed it for its whole duration (a node that died or lost the filesystem).
 
 Otherwise the lease is fresh and the second run stops with one line saying who holds it and when it
@@ -125,6 +126,8 @@ def stale(holder: Lease, me: Lease, now: float | None = None) -> str | None:
         return f"its process {holder.pid} on this host has ended"
     if holder.job and holder.job == me.job and holder.attempt < me.attempt:
         return f"it was held by attempt {holder.attempt} of this batch job, which the batch system ended"
+    if holder.job.startswith("pbs:") and holder.job == me.job and holder.host != me.host:
+        return f"it was held by this PBS job on {holder.host} before PBS reran the job (a job script runs on one host)"
     if now > holder.expires:
         return f"it expired at {_when(holder.expires)} (not renewed by {holder.host} for {holder.seconds:g} s)"
     return None
