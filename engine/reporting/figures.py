@@ -84,7 +84,7 @@ def plan(ctx: Context) -> list[FigurePlan]:
             some = f" (the {MAX_HEAT_FACTORS} of {k} with the largest δ overall)" if k > MAX_HEAT_FACTORS else ""
             add("given rbar fields", "sensitivity", given_rbar_fields, (), "δ and S1 of R̄s by field",
                 f"δ (left) and S1 (right) of each factor{some} on the mean rank shift of each field's ranking.",
-                data=GIVEN_RBAR)
+                wide=True, data=GIVEN_RBAR)
         which = (f"the {MAX_HEAT_FACTORS} of the {k} factors with the largest mean δ over the cities, largest first"
                  if k > MAX_HEAT_FACTORS else "every factor, by its mean δ over the cities")
         for fld in ctx.fields:
