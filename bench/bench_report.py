@@ -14,6 +14,7 @@ Usage: python bench/bench_report.py [STORE]   (default results/gtii-2019.zarr: m
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -60,6 +61,9 @@ def main() -> None:
     t0 = time.perf_counter()
     parallel = draw_all(ctx, plans)
     parallel_wall = time.perf_counter() - t0
+    per_process: dict[int, float] = {}
+    for f in parallel.values():
+        per_process[f.pid] = per_process.get(f.pid, 0.0) + f.cpu
     assert [f.png for f in serial.values()] == [f.png for f in parallel.values()]
     t0 = time.perf_counter()
     render(ctx, parallel, 0.0)
@@ -74,8 +78,13 @@ def main() -> None:
     print(f"rankstab report (whole command, median of 3): {cmd:.2f} s")
     print(f"load {load:.2f} s | figures on one core {serial_wall:.2f} s wall ({serial_cpu:.2f} s CPU) | "
           f"on every core {parallel_wall:.2f} s wall | page {page:.2f} s")
+    busiest = max(per_process.values())
     print(f"figures: every core / one core = {parallel_wall / serial_wall:.2f}; target 2 s: "
           f"{'met' if parallel_wall <= 2 else 'not met'} ({parallel_wall / 2:.2f} of it)")
+    print(f"figures on every core, CPU per drawing process: "
+          f"{', '.join(f'{v:.2f}' for v in sorted(per_process.values(), reverse=True))} s (the busiest: "
+          f"{busiest:.2f} s, the wall time on idle cores without the pool's start-up; load average now "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     print("CPU per figure (one core): " + ", ".join(f"{k} {s:.2f}" for s, k in sorted(per_figure, reverse=True)))
 
 

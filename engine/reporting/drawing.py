@@ -16,6 +16,7 @@ import gc
 import multiprocessing
 import os
 import sys
+import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -40,6 +41,8 @@ class DrawnFigure:
     size: tuple[int, int]  # pixels
     wide: bool = False
     data: tuple[str, ...] = ()  # the analysis variables it draws
+    cpu: float = 0.0  # CPU seconds its drawing took ...
+    pid: int = 0  # ... in this process (the benchmark's measure of the busiest core)
 
     @property
     def uri(self) -> str:
@@ -61,19 +64,21 @@ def draw_all(ctx: Context, plans: list[FigurePlan], workers: int | None = None) 
             pngs = [_draw(ctx, p) for p in plans]
     finally:
         gc.unfreeze()
-    return {p.key: DrawnFigure(p.slug, p.section, p.title, p.caption, data, size, p.wide, p.data)
-            for p, (data, size) in zip(plans, pngs, strict=True)}
+    return {p.key: DrawnFigure(p.slug, p.section, p.title, p.caption, data, size, p.wide, p.data, cpu, pid)
+            for p, (data, size, cpu, pid) in zip(plans, pngs, strict=True)}
 
 
-def _draw(ctx: Context, p: FigurePlan) -> tuple[bytes, tuple[int, int]]:
-    return png(p.draw(ctx, *p.args))
+def _draw(ctx: Context, p: FigurePlan) -> tuple[bytes, tuple[int, int], float, int]:
+    c0 = time.process_time()
+    data, size = png(p.draw(ctx, *p.args))
+    return data, size, time.process_time() - c0, os.getpid()
 
 
 # what the forked children draw: set in the parent just before the fork, inherited, never pickled
 _JOB: tuple[Context, list[FigurePlan]] | None = None
 
 
-def _draw_index(i: int) -> tuple[bytes, tuple[int, int]]:
+def _draw_index(i: int) -> tuple[bytes, tuple[int, int], float, int]:
     ctx, plans = _JOB
     return _draw(ctx, plans[i])
 

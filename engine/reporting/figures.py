@@ -84,13 +84,12 @@ def plan(ctx: Context) -> list[FigurePlan]:
             some = f" (the {MAX_HEAT_FACTORS} of {k} with the largest δ overall)" if k > MAX_HEAT_FACTORS else ""
             add("given rbar fields", "sensitivity", given_rbar_fields, (), "δ and S1 of R̄s by field",
                 f"δ (left) and S1 (right) of each factor{some} on the mean rank shift of each field's ranking.",
-                data=GIVEN_RBAR)
+                wide=True, data=GIVEN_RBAR)
+        which = (f"the {MAX_HEAT_FACTORS} of the {k} factors with the largest mean δ over the cities, largest first"
+                 if k > MAX_HEAT_FACTORS else "every factor, by its mean δ over the cities")
         for fld in ctx.fields:
-            some = (f" (the {MAX_HEAT_FACTORS} of {k} with the largest mean δ over the cities)"
-                    if k > MAX_HEAT_FACTORS else "")
             add(f"given {fld}", "by_city", given_heatmap, (fld,), f"What drives each rank: {ctx.field_label[fld]}",
-                f"δ (left) and S1 (right) of every city's rank for the factors{some}, most influential first.",
-                wide=True, data=GIVEN_CITY)
+                f"δ (left) and S1 (right) of every city's rank for {which}.", wide=True, data=GIVEN_CITY)
     if len(ctx.fields) > 1:
         add("width", "robustness", width_map, (), "Rank-interval width by field",
             "Width of the 5–95 % rank interval of every city in every field (0 = the rank never moves in 90 % "
