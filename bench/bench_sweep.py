@@ -57,7 +57,8 @@ def spec_file(tmp: Path, n: int) -> Path:
 
 def kernel_only(spec: Spec, summarise: bool = False) -> float:
     """Scenarios per second on one core, chunk by chunk as the tasks do: design rows, decode, scores and
-    ranks, and with ``summarise`` also the task's summary (histograms, correlations, Sobol sums)."""
+    ranks, and with ``summarise`` also the task's summary (histograms, correlations, Sobol sums, given-data
+    sums); after one untimed chunk (the prepared data and compiled kernels: a worker's start-up)."""
     prep = Prepared(spec.ds)
     schemes = weight_schemes(spec, prep.tree)
     chunk = auto_chunk(spec, spec.ds.sizes["city"], spec.ds.sizes["field"])
@@ -69,7 +70,8 @@ def kernel_only(spec: Spec, summarise: bool = False) -> float:
         schemes_w = weight_schemes(spec, prep.tree, prep.data(spec.nominal.prep))  # as the workers (tasks.py)
         summary = Summary(with_given(plan, spec, prep, schemes_w))  # given-data sums of Monte Carlo runs too
         shutil.rmtree(tmp, ignore_errors=True)
-    t = time.perf_counter()
+    evaluate(prep, decode(spec, prep.tree, design_rows(spec, 0, chunk), schemes).batch)  # untimed: the data
+    t = time.perf_counter()  # prepared for every normalisation, numba's caches loaded (a worker's start-up)
     for k, a in enumerate(range(0, spec.n_scenarios, chunk)):
         b = min(a + chunk, spec.n_scenarios)
         x = design_rows(spec, a, b)
@@ -104,15 +106,18 @@ def _cli(spec: Path, out: Path, workers: int, analyze: bool) -> tuple[float, sub
     cmd = [sys.executable, "-m", "engine.cli", "run", str(spec), "--out", str(out), "--workers", str(workers),
            "--quiet", "--no-report", "--overwrite"] + ([] if analyze else ["--no-analyze"])
     t = time.perf_counter()
-    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{res.stderr[-3000:]}")
     return time.perf_counter() - t, res
 
 
 def cli_phases(spec: Path, out: Path, workers: int) -> tuple[float, float, float]:
     """`rankstab run` (analysis, no report): its wall time, the time it reports itself (from after its
-    imports to the analysis written) and the sweep phase (first task submitted to last chunk stored, from
-    the last --quiet progress line; the rest is reading and checking the data, creating the store, waiting
-    for the workers, gathering the summaries and the analysis)."""
+    imports to the analysis written; the rest is Python's start, the imports, the printed summary table and
+    the cluster's shutdown) and the sweep phase (first task submitted to last chunk stored, from the last
+    --quiet progress line; between the two: reading and checking the data, creating the store, waiting for
+    the workers, gathering the summaries and the analysis)."""
     import re
 
     t, res = _cli(spec, out, workers, analyze=True)
@@ -147,7 +152,9 @@ if __name__ == "__main__":
 """
     script = out.parent / "peak_rss.py"  # a file, not -c: the local workers' forkserver imports the main module
     script.write_text(code)
-    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    if res.returncode:
+        raise RuntimeError(f"{spec_path.name}: the run failed:\n{res.stderr[-3000:]}")
     import json
 
     client, workers, wall = json.loads(res.stdout.strip().splitlines()[-1])
@@ -263,8 +270,8 @@ def large(quick: bool) -> None:
                 t, own, swept = cli_phases(p, tmp / "s.zarr", 2)
                 print(f"  rankstab run, 2 workers, {kind} n = {n} ({total:,} scenarios), store = {store}: {t:6.1f} s, "
                       f"{total / t:7,.0f} scenarios/s = {total / t / (2 * limit):.0%} of 2 x the simple limit\n"
-                      f"      (start + imports {t - own:.1f} s, data + checks + store + workers + summaries + "
-                      f"analysis {own - swept:.1f} s, sweep {swept:.1f} s: {total / swept:,.0f} scenarios/s = "
+                      f"      (Python start, imports, summary table, cluster shutdown {t - own:.1f} s; data, checks, store, workers, "
+                      f"summaries, analysis {own - swept:.1f} s; sweep {swept:.1f} s: {total / swept:,.0f} scenarios/s = "
                       f"{total / swept / (2 * limit):.0%})   ({load_average()})")
                 shutil.rmtree(tmp / "s.zarr", ignore_errors=True)
         print("  peak RSS (MB): client, workers (one fresh `rankstab run`-equivalent process each)")
