@@ -371,7 +371,8 @@ CASES: dict[str, Case] = {
     "cli: report --png-dir a file": Case("cli", lambda ws: write(ws / "f", "x") and ["report", "base.zarr",
                                                                                      "--png-dir", "f"],
                                          "--png-dir", "not a folder", store=True),
-    "cli: analyze without a store": Case("cli", lambda ws: ["analyze"], "give a store", "--remove-one"),
+    "cli: analyze without a store": Case("cli", lambda ws: ["analyze"], "results/gtii-2019.zarr",
+                                          "rankstab run SPEC --out results/gtii-2019.zarr"),
     "cli: --remove-one unknown dataset": Case("cli", lambda ws: ["analyze", "--remove-one", "gtii2019"], "gtii2019",
                                               'did you mean "gtii-2019"'),
     "cli: validate without a spec": Case("cli", lambda ws: ["validate"], "spec", "--help"),
@@ -723,7 +724,7 @@ def test_new_store_is_removed_when_no_chunk_could_be_computed(tmp_path, monkeypa
 
     import engine.sweep.execute as execute
 
-    def no_space(job, todo, bar, gather):
+    def no_space(job, todo, bar, gather, flag):
         raise OSError(errno.ENOSPC, "No space left on device", f"{job.path}/score/c/0/0/0")
 
     monkeypatch.setattr(execute, "_in_process", no_space)
