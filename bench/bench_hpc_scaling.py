@@ -7,10 +7,12 @@ Measured on the default spec (GTII, Sobol with second order, 16 factors, auto ch
 * per worker, once at the end: the summary head the client receives, the Sobol' sums that stay on the
   worker and the part of them it sends to the others in the reduce-scatter, the finished indices;
 * with W = 1, 2, 4 real `dask worker` processes attached to a real `dask scheduler` (as on a cluster):
-  wall time, the client's and the scheduler's peak memory, the number of tasks of the final gathering.
+  wall time, the client's and the scheduler's peak memory, the number of tasks of the final gathering;
+* the scheduler's cost per task (time, memory), from many no-op tasks held at once, and with it the final
+  gathering extrapolated to 1000 workers (its W x W slice tasks are what grows fastest with W).
 
 Sizes are pickled sizes (what Dask's protocol sends, within a few hundred bytes of framing).
-Usage: python bench/bench_hpc_scaling.py [--n 1024] [--chunk 0] [--workers 1 2 4]
+Usage: python bench/bench_hpc_scaling.py [--n 1024] [--chunk 0] [--workers 1 2 4] [--tasks 20000]
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,13 +74,12 @@ def per_chunk_and_worker(spec_path: Path, tmp: Path) -> dict:
             "spec_text": len(job.spec_text)}
 
 
-def cluster_run(spec_path: Path, tmp: Path, workers: int) -> dict:
-    """A real scheduler and `workers` single-threaded worker processes; the sweep runs from this process."""
+@contextmanager
+def _cluster(tmp: Path, workers: int):
+    """A real `dask scheduler` and `workers` single-threaded `dask worker` processes; yields (client, scheduler pid)."""
     from distributed import Client
 
-    from engine.pipeline import run
-
-    sched_file = tmp / f"sched-{workers}.json"
+    sched_file = tmp / f"sched-{workers}-{time.monotonic_ns()}.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DASK_LOGGING__DISTRIBUTED": "error",
            "MALLOC_TRIM_THRESHOLD_": "134217728", "MALLOC_MMAP_THRESHOLD_": "33554432"}
     procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
@@ -92,16 +94,47 @@ def cluster_run(spec_path: Path, tmp: Path, workers: int) -> dict:
                   for _ in range(workers)]
         with Client(scheduler_file=str(sched_file), timeout=60) as client:
             client.wait_for_workers(workers, timeout=300)
-            before = _hwm_mib()
-            t0 = time.perf_counter()
-            run(spec_path, out=tmp / f"run-{workers}.zarr", client=client)
-            wall = time.perf_counter() - t0
-        return {"wall": wall, "client_hwm": _hwm_mib(), "client_before": before,
-                "scheduler_hwm": _hwm_mib(procs[0].pid), "gather_tasks": 3 * workers + workers * workers}
+            yield client, procs[0].pid
     finally:
         for p in procs:
             p.kill()
             p.wait()
+
+
+def cluster_run(spec_path: Path, tmp: Path, workers: int) -> dict:
+    """The sweep, from this process, on a real scheduler with `workers` single-threaded worker processes."""
+    from engine.pipeline import run
+
+    with _cluster(tmp, workers) as (client, sched_pid):
+        before = _hwm_mib()
+        t0 = time.perf_counter()
+        run(spec_path, out=tmp / f"run-{workers}.zarr", client=client)
+        wall = time.perf_counter() - t0
+        return {"wall": wall, "client_hwm": _hwm_mib(), "client_before": before,
+                "scheduler_hwm": _hwm_mib(sched_pid), "gather_tasks": 3 * workers + workers * workers}
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def scheduler_per_task(tmp: Path, n_tasks: int) -> dict:
+    """The scheduler's cost per task, the term that grows fastest with the workers (the W x W slices of the
+    final reduce-scatter): ``n_tasks`` no-op tasks on 2 workers, submitted at once and all held, as the
+    slices are. Wall time per task (scheduler and client overhead) and scheduler memory per held task."""
+    with _cluster(tmp, 2) as (client, sched_pid):
+        client.gather(client.map(abs, range(-50, 50), pure=False))  # warm up
+        rss0 = _rss_mib(sched_pid)
+        t0 = time.perf_counter()
+        futures = client.map(abs, range(n_tasks), pure=False)
+        client.gather(futures)
+        wall = time.perf_counter() - t0
+        rss1 = _rss_mib(sched_pid)
+        del futures
+        return {"tasks": n_tasks, "us_per_task": wall / n_tasks * 1e6, "kib_per_task": (rss1 - rss0) * 1024 / n_tasks}
 
 
 def main() -> None:
@@ -109,6 +142,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1024, help="Sobol' base samples (default 1024: 34,816 scenarios)")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     ap.add_argument("--chunk", type=int, default=0, help="scenarios per task (default 0: auto, ~16 MB of results)")
+    ap.add_argument("--tasks", type=int, default=20000, help="no-op tasks for the scheduler's cost per task "
+                    "(default 20000; 0: skip)")
+    ap.add_argument("--model-workers", type=int, default=1000, help="extrapolate the final gathering to this many "
+                    "workers (default 1000)")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)  # one cluster run in a fresh client process
     ap.add_argument("--spec", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -137,6 +174,18 @@ def main() -> None:
             print(f"{w:>7} {r['wall']:>7.1f} {r['client_hwm']:>16.0f} {r['client_before']:>13.0f} "
                   f"{r['scheduler_hwm']:>19.0f} "
                   f"{r['gather_tasks']:>13}")
+        if args.tasks:
+            c = scheduler_per_task(tmp, args.tasks)
+            print(f"scheduler cost per task ({c['tasks']:,} no-op tasks on 2 workers, all held): "
+                  f"{c['us_per_task']:.0f} us, {c['kib_per_task']:.1f} KiB")
+            w = args.model_workers
+            gather = 3 * w + w * w
+            print(f"model at W = {w:,} workers: the final gathering has 3W + W^2 = {gather:,} tasks = "
+                  f"{gather * c['us_per_task'] / 1e6:,.0f} s of scheduler time and "
+                  f"{gather * c['kib_per_task'] / 2**20:,.1f} GiB of scheduler memory at the cost above; "
+                  f"each worker sends {s['sums'] * (w - 1) / w / 2**20:.2f} MiB of sums "
+                  f"(all together {s['sums'] * (w - 1) / 2**30:,.1f} GiB); the client receives {w:,} heads "
+                  f"= {w * s['head'] / 2**20:,.1f} MiB, merged one at a time; per chunk nothing depends on W")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
