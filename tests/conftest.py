@@ -3,4 +3,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import pytest  # noqa: E402
 from hpc import mpi, slurm, slurm_session  # noqa: E402,F401 - fixtures: a real one-node Slurm, dask-mpi
+
+
+@pytest.fixture(scope="session")
+def spec_64x34(tmp_path_factory) -> Path:
+    """The small GTII spec the stop/resume tests share: 64 base samples, 2,176 scenarios in 64 chunks of 34
+    (one Saltelli block each), so that a run can be stopped between chunks."""
+    from test_sweep import small_spec
+
+    return small_spec(tmp_path_factory.mktemp("spec64"), n=64, chunk=34)
+
+
+@pytest.fixture(scope="session")
+def reference_64x34(spec_64x34, tmp_path_factory) -> Path:
+    """`spec_64x34` run locally in one process: what every cluster, scheduler and stop/resume path must
+    reproduce bit for bit (computed once per session)."""
+    import engine
+
+    out = tmp_path_factory.mktemp("ref64") / "ref.zarr"
+    engine.run(spec_64x34, out=out, synchronous=True)
+    return out

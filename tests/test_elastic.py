@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from test_sweep import ROOT, assert_same, small_spec
+from test_sweep import ROOT, assert_same
 
-import engine
 from engine.store import done_chunks, lock_path
 
 pytestmark = pytest.mark.slow
@@ -75,15 +74,13 @@ def dask(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def spec(tmp_path_factory) -> Path:
-    return small_spec(tmp_path_factory.mktemp("elastic"), n=64, chunk=34)  # 2,176 scenarios, 64 chunks
+def spec(spec_64x34) -> Path:
+    return spec_64x34  # 2,176 scenarios, 64 chunks (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
-def reference(spec, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("ref") / "ref.zarr"
-    engine.run(spec, out=out, synchronous=True)
-    return out
+def reference(reference_64x34) -> Path:
+    return reference_64x34
 
 
 def run(spec: Path, out: Path, dask: Dask, *extra: str) -> subprocess.Popen:
@@ -210,8 +207,18 @@ def test_workers_that_join_and_leave_never_change_the_result(dask, spec, referen
     d.kill()
     dask.add_worker()
     e.send_signal(signal.SIGCONT)
-    assert proc.wait(timeout=600) == 0, err.text()
-    assert re.search(r"\d Dask workers? again: continuing", err.text()), err.text()
+    code = proc.wait(timeout=600)
+    text = err.text()
+    assert re.search(r"\d Dask workers? again: continuing", text), text
+    if code == 75:
+        # This test process was slower than the run, which had taken the summaries already and was merging
+        # them on D and E when D left: a resumable stop, by design (every chunk is stored); --resume ends it.
+        assert "a worker left while the workers were merging the analysis; every chunk is stored" in text, text
+        again = run(spec, out, dask)
+        _, more = again.communicate(timeout=600)
+        assert again.returncode == 0, more
+    else:
+        assert code == 0, text
     assert_same(reference, out)
 
 

@@ -31,22 +31,18 @@ from engine.store import done_chunks, lock_path
 pytestmark = pytest.mark.slow
 
 CLUSTER = ROOT / "cluster"
-# A GTII spec with 64 base samples: 2,176 scenarios in 64 chunks of 34 (one Saltelli block each), so a
-# run can be stopped between chunks; a few seconds of work on two workers.
-N, CHUNK = 64, 34
 
 
 @pytest.fixture(scope="module")
-def spec(tmp_path_factory) -> Path:
-    return small_spec(tmp_path_factory.mktemp("spec"), n=N, chunk=CHUNK)
+def spec(spec_64x34) -> Path:
+    return spec_64x34
 
 
 @pytest.fixture(scope="module")
-def reference(spec, tmp_path_factory) -> Path:
-    """The same spec run locally in one process: what every scheduler path must reproduce bit for bit."""
-    out = tmp_path_factory.mktemp("ref") / "ref.zarr"
-    engine.run(spec, out=out, synchronous=True)
-    return out
+def reference(reference_64x34) -> Path:
+    """The same spec run locally in one process (tests/conftest.py): what every scheduler path must
+    reproduce bit for bit."""
+    return reference_64x34
 
 
 def _chunks(out: Path) -> tuple[int, int]:
