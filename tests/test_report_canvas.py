@@ -146,3 +146,39 @@ def test_heat_map_numbers_draw_the_pixels_of_matplotlib_texts():
     want = pixels(fig)
     assert np.array_equal(got, want), f"{int((np.abs(got - want).max(axis=-1) > 0).sum())} pixels differ"
     assert (np.abs(got - pixels(figure()[0])) > 0).any()  # there is something drawn at all
+
+
+@pytest.mark.parametrize("fontsize", [7.5, 8])
+def test_prefixed_labels_place_rank_and_name_as_the_whole_string(fontsize):
+    """A rank and a city name drawn apart (Prefixed) land where matplotlib's ticks put the whole '12  Tokyo'
+    (the reference: real tick labels): every row's ink within 3 %, its left and right ends and the gap
+    between rank and name within two pixels (each part is placed at a whole pixel; matplotlib places every
+    glyph at a sub-pixel position)."""
+    from engine.reporting.canvas import Prefixed, png
+
+    ranks = ("1", "2", "13", "7", "45", "–", "100", "21", "9")
+    names = ("Tokyo", "Beijing", "New York", "São Paulo (≈fixed)", "Dusseldorf", "Xi'an", "Washington DC",
+             "Hong Kong", "Zürich")
+
+    def figure():
+        fig = Figure(figsize=(3.5, 0.3 * len(names)), dpi=100)
+        ax = fig.add_axes((0.6, 0.0, 0.35, 1.0))
+        ax.set_ylim(len(names) - 0.5, -0.5)
+        return fig, ax
+
+    fig, ax = figure()
+    ax.set_yticks(range(len(names)), [f"{r}  {n}" for r, n in zip(ranks, names, strict=True)], fontsize=fontsize)
+    want = pixels(fig)
+    fig, ax = figure()
+    category_labels(ax, "y", Prefixed(ranks, names), fontsize)
+    got = mpimg.imread(io.BytesIO(png(fig)[0]), format="png")
+    assert got.shape == want.shape
+    for k in range(len(names)):  # one row of labels per 30 pixels
+        rows = slice(30 * k + 2, 30 * k + 28)
+        a, b = (1 - img[rows, :205, :3].mean(axis=-1) for img in (got, want))  # left of the axes' spine
+        assert a.sum() == pytest.approx(b.sum(), rel=0.03), names[k]
+        ca, cb = (np.nonzero(x.max(axis=0) > 0.15)[0] for x in (a, b))
+        assert abs(ca.min() - cb.min()) <= 2 and abs(ca.max() - cb.max()) <= 2, names[k]
+        # the first gap wider than between two glyphs: between rank and name
+        gaps = [next((c[i], c[i + 1]) for i in range(len(c) - 1) if c[i + 1] - c[i] > 3) for c in (ca, cb)]
+        assert np.abs(np.array(gaps[0]) - np.array(gaps[1])).max() <= 2, (names[k], gaps)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import matplotlib as mpl
 import matplotlib.colors as mcolors
@@ -68,23 +69,62 @@ class Layout:
 
 
 _RENDERER = None
+GAP = "  "  # between the prefix and the text of a Prefixed label
 
 
-def text_width(labels: Sequence, size: float) -> float:
-    """Width in inches of the widest label at a font size (measured with the Agg renderer)."""
+@dataclass(frozen=True)
+class Prefixed:
+    """Labels drawn as '<prefix>  <text>' (a rank and a city name): the two parts are laid out and rasterised
+    separately, so a city name that several charts show at different ranks is laid out once (placed as in
+    the whole string to within a pixel)."""
+
+    prefixes: tuple[str, ...]
+    texts: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def __iter__(self):
+        return (f"{p}{GAP}{t}" for p, t in zip(self.prefixes, self.texts, strict=True))
+
+
+def _renderer() -> TextCachingRenderer:
     global _RENDERER
     if _RENDERER is None:
         _RENDERER = TextCachingRenderer(10, 10, DPI)
-    prop = FontProperties(size=size)
-    widths = [_RENDERER.get_text_width_height_descent(str(t), prop, ismath=False)[0] for t in labels if str(t)]
+    return _RENDERER
+
+
+def text_width(labels: Sequence | Prefixed, size: float) -> float:
+    """Width in inches of the widest label at a font size (measured with the Agg renderer)."""
+    r, prop = _renderer(), FontProperties(size=size)
+
+    def w(t: str) -> float:
+        return r.get_text_width_height_descent(t, prop, ismath=False)[0] if t else 0.0
+
+    if isinstance(labels, Prefixed):
+        gap = gap_width(r, prop)
+        widths = [w(p) + gap + w(t) for p, t in zip(labels.prefixes, labels.texts, strict=True)]
+    else:
+        widths = [w(str(t)) for t in labels if str(t)]
     return max(widths, default=0.0) / DPI
 
 
-def category_labels(ax, axis: str, labels: Sequence[str], fontsize: float, *, sides: Sequence[str] | None = None,
-                    rotation: float = 0.0, length: float | None = None, pad: float | None = None) -> None:
+def gap_width(renderer, prop: FontProperties) -> float:
+    """Pixels between the end of a prefix and the start of its text, as in the whole string ('0  0')."""
+    def w(t: str) -> float:
+        return renderer.get_text_width_height_descent(t, prop, ismath=False)[0]
+
+    return w(f"0{GAP}0") - 2 * w("0")
+
+
+def category_labels(ax, axis: str, labels: Sequence[str] | Prefixed, fontsize: float, *,
+                    sides: Sequence[str] | None = None, rotation: float = 0.0, length: float | None = None,
+                    pad: float | None = None) -> None:
     """Label positions 0, 1, ..., n-1 of an axis (``axis`` 'x' or 'y') with ``labels``, tick marks and labels on
     ``sides`` (default: bottom or left): the same pixels as ``ax.set_xticks(range(n), labels, fontsize=...,
-    rotation=...)`` with ``ax.tick_params(length=length, pad=pad)``, at a fraction of the cost."""
+    rotation=...)`` with ``ax.tick_params(length=length, pad=pad)``, at a fraction of the cost. ``Prefixed``
+    labels (left y axis only) draw their prefixes and texts apart."""
     name = f"{axis}tick"
     rc = mpl.rcParams
     direction = rc[f"{name}.direction"]
@@ -106,8 +146,10 @@ def category_labels(ax, axis: str, labels: Sequence[str], fontsize: float, *, si
         marks = Line2D(*xy, linestyle="none", marker=_markers(axis, direction)[0 if first else 1], markersize=length,
                        markeredgewidth=rc[f"{name}.major.width"], color=color, markeredgecolor=color,
                        transform=mark_tr)
-        texts = Texts(*xy, [str(label) for label in labels], text_tr, fontsize=fontsize, ha=ha, va=va,
-                      rotation=rotation, colors=labelcolor)
+        prefixed = isinstance(labels, Prefixed)
+        texts = Texts(*xy, list(labels.texts) if prefixed else [str(label) for label in labels], text_tr,
+                      fontsize=fontsize, ha=ha, va=va, rotation=rotation, colors=labelcolor,
+                      prefixes=labels.prefixes if prefixed else None)
         ax.add_artist(_Group([marks, texts], zorder=(ax.xaxis if axis == "x" else ax.yaxis).get_zorder()))
 
 
@@ -116,14 +158,18 @@ class Texts(Artist):
     without a ``Text`` object each: matplotlib lays out each distinct string once (``Text._get_layout``, on a
     prototype text; the offset of its baseline from the anchor is kept), and every text is then one
     ``renderer.draw_text`` at its anchor plus that offset. Unclipped, like a figure's texts. A string that
-    is math text is drawn by a ``Text`` of its own."""
+    is math text is drawn by a ``Text`` of its own. With ``prefixes`` (right-aligned, unrotated texts only),
+    each prefix is drawn right-aligned before its text, :data:`GAP` apart."""
 
     _offsets: dict = {}  # (string, font, alignment, rotation, dpi, renderer type) -> offset in pixels
 
     def __init__(self, x: Sequence[float], y: Sequence[float], labels: Sequence[str], transform, *,
                  fontsize: float, ha: str = "left", va: str = "baseline", rotation: float = 0.0,
-                 colors: str | Sequence[str] = "black") -> None:
+                 colors: str | Sequence[str] = "black", prefixes: Sequence[str] | None = None) -> None:
         super().__init__()
+        if prefixes is not None and (ha != "right" or rotation or len(prefixes) != len(labels)):
+            raise ValueError("prefixes need one per label, right-aligned and unrotated texts")
+        self._prefixes = None if prefixes is None else list(prefixes)
         self._xy = np.column_stack([np.asarray(x, float), np.asarray(y, float)])
         self._labels = list(labels)
         self._text_transform = transform
@@ -150,6 +196,7 @@ class Texts(Artist):
                proto.get_verticalalignment(), proto.get_rotation_mode(), angle, renderer.dpi, type(renderer))
         gc = renderer.new_gc()
         gc.set_antialiased(proto.get_antialiased())
+        gap = None
         for k, ((x, y), s, rgba) in enumerate(zip(anchors, self._labels, self._rgba, strict=True)):
             if not s or not (np.isfinite(x) and np.isfinite(y)):
                 continue
@@ -160,17 +207,29 @@ class Texts(Artist):
                 own.set_figure(self.get_figure(root=False))
                 own.draw(renderer)
                 continue
-            off = self._offsets.get((s, *key))
-            if off is None:
-                proto.set_text(s)
-                if len(self._offsets) >= TextCachingRenderer.MAX_ENTRIES:
-                    self._offsets.clear()
-                off = self._offsets[(s, *key)] = proto._get_layout(renderer)[1][0][2]
+            off = self._offset(renderer, s, key)
             gc.set_foreground(rgba, isRGBA=True)
             renderer.draw_text(gc, x + off[0], height - (y + off[1]), s, proto.get_fontproperties(), angle,
                                ismath=False, mtext=None)
+            if self._prefixes is not None and self._prefixes[k]:
+                pre = self._prefixes[k]
+                if gap is None:
+                    gap = gap_width(renderer, proto.get_fontproperties())
+                poff = self._offset(renderer, pre, key)
+                renderer.draw_text(gc, x + off[0] - gap + poff[0], height - (y + poff[1]), pre,
+                                   proto.get_fontproperties(), angle, ismath=False, mtext=None)
         gc.restore()
         self.stale = False
+
+    def _offset(self, renderer, s: str, key: tuple) -> tuple[float, float]:
+        """The offset of a string's pen from its anchor, in pixels (matplotlib's layout, once per string)."""
+        off = self._offsets.get((s, *key))
+        if off is None:
+            self._proto.set_text(s)
+            if len(self._offsets) >= TextCachingRenderer.MAX_ENTRIES:
+                self._offsets.clear()
+            off = self._offsets[(s, *key)] = self._proto._get_layout(renderer)[1][0][2]
+        return off
 
 
 class _Group(Artist):

@@ -85,7 +85,8 @@ class Context:
                 ("node_names", "node"), ("node_parent", "node_parent"), ("node_level", "node_level")) if c in store.coords}
         sobol = attrs.get("design_kind") == "sobol" and "ST_rbar" in a
         sdim = a.attrs.get("sobol_dim") if sobol else None
-        given = not sobol and "delta" in a and "S1_given" in a and "rank" in a["target"].values
+        given = (not sobol and "delta" in a and "S1_given" in a and a.sizes.get("factor", 0) > 0
+                 and "rank" in a["target"].values)
         try:
             dataset = json.loads(attrs.get("dataset_attrs", "{}"))
         except ValueError:

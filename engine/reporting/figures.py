@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from .canvas import ANNOTATE_MAX, HEAT_TICK, Layout, category_labels, heat, text_width
+from .canvas import ANNOTATE_MAX, HEAT_TICK, Layout, Prefixed, category_labels, heat, text_width
 from .context import CONF_LIMIT, Context
 from .text import rank_text
 
@@ -108,14 +108,12 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def _city_labels(ctx: Context, fld: str, order: np.ndarray, suffix: dict[int, str] | None = None) -> list[str]:
+def _city_labels(ctx: Context, fld: str, order: np.ndarray, suffix: dict[int, str] | None = None) -> Prefixed:
+    """'12  Tokyo': the nominal rank in a field ('–' unscored) and the city's name (with its suffix)."""
     nom = ctx.a["nominal_rank"].sel(field=fld).values
     cities = ctx.a["city"].values
-    out = []
-    for i in order:
-        r = int(nom[i])
-        out.append(f"{r if r > 0 else '–'}  {ctx.name(cities[i])}{(suffix or {}).get(int(i), '')}")
-    return out
+    ranks = tuple(str(int(nom[i])) if int(nom[i]) > 0 else "–" for i in order)
+    return Prefixed(ranks, tuple(f"{ctx.name(cities[i])}{(suffix or {}).get(int(i), '')}" for i in order))
 
 
 def _fmt_index(v: float) -> str:

@@ -179,6 +179,8 @@ def smaa_nodes(ctx: Context, central: np.ndarray, most: int = 8) -> tuple[list[s
     (city, node), NaN rows skipped) differ most from their nominal weights, in the tree's order; and every
     node's nominal weight renormalised within its parent."""
     nodes, parent = ctx.node_names, ctx.node_parent
+    if not nodes or len(nodes) != central.shape[1] or len(parent) != len(nodes):  # a store without the tree
+        return [], np.full(central.shape[1], np.nan)
     nominal = np.array([ctx.node_weight.get(n, np.nan) for n in nodes])
     total = {p: nominal[[q == p for q in parent]].sum() for p in set(parent)}
     nominal = np.array([w / total[p] if total[p] else np.nan for w, p in zip(nominal, parent, strict=True)])
