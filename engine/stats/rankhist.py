@@ -53,7 +53,7 @@ class RankHistogram:
         self._first, self._start, self._counts = first, start, counts
         # an upper bound of every count: int32 counts are widened before they could overflow
         self._bound = int(counts.max(initial=0)) if bound is None else int(bound)
-        self._pending: list[np.ndarray] = []  # rows (row, cell) not counted yet
+        self._pending: list[np.ndarray] = []  # [a buffer (row, cell)] whose first _pending_rows rows are not counted yet
         self._pending_rows = 0
         self._spill: list[np.ndarray] = []  # ranks outside their band, as cell * (n_ranks + 1) + rank
         self._n_spill = 0
@@ -157,17 +157,29 @@ class RankHistogram:
             raise ValueError(f"ranks have {per_row} cells, the histogram {cells}")
         if not len(ranks):
             return
-        self._pending.append(ranks.reshape(len(ranks), cells).copy())
-        self._pending_rows += len(ranks)
-        if self._pending_rows >= PENDING_ROWS or self._pending_rows * cells * ranks.itemsize >= PENDING_BYTES:
-            self._count_pending()
+        rows = ranks.reshape(len(ranks), cells)
+        room = max(1, min(PENDING_ROWS, PENDING_BYTES // max(1, cells * rows.itemsize)))  # rows held at most
+        for a in range(0, len(rows), room):
+            part = rows[a:a + room]
+            buf = self._pending[0] if self._pending else None
+            if buf is not None and (buf.dtype != part.dtype or self._pending_rows + len(part) > len(buf)):
+                self._count_pending()
+                if buf.dtype != part.dtype or len(part) > len(buf):
+                    buf = None
+            if buf is None:  # one buffer, reused: rows are copied in
+                buf = np.empty((max(room, len(part)), cells), part.dtype)
+                self._pending = [buf]
+            buf[self._pending_rows:self._pending_rows + len(part)] = part
+            self._pending_rows += len(part)
+            if self._pending_rows >= room:
+                self._count_pending()
 
     def _count_pending(self) -> None:
         """Count the pending rows into the bands; set aside those outside their band (see the class)."""
-        if not self._pending:
+        if not self._pending_rows:
             return
-        r2 = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending)
-        self._pending, self._pending_rows = [], 0
+        r2 = self._pending[0][: self._pending_rows]
+        self._pending_rows = 0  # the buffer is kept for the next rows
         self._widen(len(r2))
         if not self._counts.size:  # the first rows set the bands
             first, last = _extent(r2)
@@ -224,7 +236,7 @@ class RankHistogram:
 
     def __getstate__(self) -> dict:  # pickled (sent between processes): pending rows counted first
         self._flush()
-        return dict(self.__dict__)
+        return dict(self.__dict__, _pending=[])
 
     def trimmed(self) -> RankHistogram:
         """The same counts with each band trimmed to its first and last non-zero count."""
