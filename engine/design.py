@@ -256,15 +256,18 @@ def nominal_row(spec: Spec) -> np.ndarray:
 
 def auto_chunk(spec: Spec, n_cities: int, n_fields: int, target_bytes: float = 16e6, min_blocks: int = 8) -> int:
     """Scenarios per task: about ``target_bytes`` of scores + ranks, in whole Saltelli blocks, and (automatic
-    chunks of a Sobol design) at least ``min_blocks`` blocks: each task's Sobol' sums pass once over the
-    bootstrap sums of every output (M x terms x resamples), so at large sizes a task of 1-2 blocks would be
-    bound by that memory traffic rather than by its arithmetic."""
+    chunks of a Sobol design) at least ``min_blocks`` blocks, as long as that stays within twice
+    ``target_bytes``: each task's Sobol' sums pass once over the bootstrap sums of every output (M x terms x
+    resamples), so a task of 1-2 blocks would be bound by that memory traffic rather than by its
+    arithmetic; at the large size (2000 cities x 21 fields, 27 factors) 4 blocks already take ~30 MB, and a
+    worker holding its share of those sums has little memory to spare."""
     if spec.design.chunk:
         per = spec.design.chunk
     else:
-        per = max(1, int(target_bytes // (n_cities * (n_fields + 1) * 6)))
+        scenario_bytes = n_cities * (n_fields + 1) * 6
+        per = max(1, int(target_bytes // scenario_bytes))
         if spec.design.kind == "sobol":
-            per = max(per, min_blocks * spec.block_size)
+            per = max(per, min(min_blocks * spec.block_size, int(2 * target_bytes // scenario_bytes)))
     block = spec.block_size
     per = max(block, per // block * block)
     return min(per, spec.n_scenarios)

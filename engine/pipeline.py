@@ -9,9 +9,8 @@ from pathlib import Path
 
 import xarray as xr
 
-from .analysis import open_analysis, summary_table, write_summary
+from .analysis import open_analysis, summary_table, table_variables, write_summary
 from .clusters import BackgroundCluster, preflight
-from .reporting import report
 from .spec import Spec
 from .store import check_lease, open_store, read_attrs
 from .sweep import default_out, sweep
@@ -67,7 +66,7 @@ def _run_cli(args, spec: Spec, bg: BackgroundCluster | None, where: dict, t0: fl
     print(f"wrote {path} ({n:,} scenarios {what} in {el:.1f} s, {n / el:,.0f} scenarios/s)")
     if not analyse:
         return 0
-    result = open_analysis(path).load()
+    result = table_variables(open_analysis(path))  # not the whole group: at 2000 cities it is hundreds of MB
     if args.until_ci is not None:
         for _ in range(args.max_doublings):
             widest = result.attrs["max_ST_conf"]
@@ -75,12 +74,14 @@ def _run_cli(args, spec: Spec, bg: BackgroundCluster | None, where: dict, t0: fl
                 break
             print(f"widest ST interval +-{widest:.3f} > {args.until_ci}: doubling N", file=sys.stderr)
             sweep(spec, path, grow=True, analyse=write_summary, worker_timeout=args.worker_timeout, **kw, **where)  # on a fresh cluster: the first one was released
-            result = open_analysis(path).load()
+            result = table_variables(open_analysis(path))
         widest = result.attrs["max_ST_conf"]
         state = "reached" if widest <= args.until_ci else f"not reached after {args.max_doublings} doublings"
         print(f"convergence: widest ST interval +-{widest:.3f}, target {args.until_ci} {state} "
               f"(N = {int(read_attrs(path)['design_n']):,})")
     print(summary_table(result))
     if not args.no_report:
+        from .reporting import report  # matplotlib and Jinja2: imported only when a report is written
+
         print(f"report: {report(path)}")
     return 0

@@ -140,6 +140,25 @@ def test_pending_rows_are_counted_before_any_read(monkeypatch, spill_ratio):
     np.testing.assert_array_equal(h.totals(), np.full((n_c, n_f), 0) + (done > 0).sum(axis=0))
 
 
+def test_counts_widen_to_int64_before_they_could_overflow(monkeypatch):
+    """Counts are int32 in memory, widened to int64 (same values) once a count could pass the int32 range
+    (a small stand-in limit here), by adding rows or by merging."""
+    from engine.stats import rankhist
+
+    monkeypatch.setattr(rankhist, "INT32_MAX", 50)
+    rng = np.random.default_rng(5)
+    ranks = rng.integers(0, 7, (60, 6, 2)).astype(np.int16)
+    plain = np.stack([np.stack([np.bincount(ranks[:, c, f], minlength=7)[1:] for f in range(2)]) for c in range(6)])
+    a = RankHistogram.of(ranks[:30])
+    assert a.counts.dtype == np.int32
+    b = RankHistogram.of(ranks[:30])
+    b.add_ranks(ranks[30:])
+    assert b.counts.dtype == np.int64
+    np.testing.assert_array_equal(b.dense(), plain)
+    a.merge(RankHistogram.of(ranks[30:]))
+    assert a.counts.dtype == np.int64 and a == b
+
+
 def test_dense_layout_threshold():
     assert dense_fits(45, 8) and dense_fits(300, 21) and dense_fits(446, 21) and not dense_fits(447, 21)
     assert not dense_fits(2000, 21) and not dense_fits(1500, 2)

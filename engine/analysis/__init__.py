@@ -12,8 +12,8 @@ from .analyze import (
            write_summary,
 )
 from .stability import RARE, TOPS, hist_quantile, rank_prob, rank_statistics
-from .table import summary_table
+from .table import summary_table, table_variables
 
 __all__ = ["RARE", "TOPS", "analyze", "analyze_cli", "build", "hist_quantile", "open_analysis", "rank_prob",
            "rank_statistics",
-           "summarise_store", "summary_table", "write_analysis", "write_summary"]
+           "summarise_store", "summary_table", "table_variables", "write_analysis", "write_summary"]

@@ -7,6 +7,15 @@ import xarray as xr
 
 from .stability import RARE
 
+TABLE_VARIABLES = ("nominal_rank", "rank_median", "rank_q05", "rank_q95", "prob_top", "city_name", "constant",
+                   "nearly_constant", "ST", "rbar_mean")
+
+
+def table_variables(result: xr.Dataset) -> xr.Dataset:
+    """The variables :func:`summary_table` reads (and every attribute), loaded: an analysis group opened
+    lazily need not be read whole to print its table."""
+    return result[[v for v in TABLE_VARIABLES if v in result.data_vars]].load()
+
 
 def summary_table(result: xr.Dataset, store: xr.Dataset | None = None, n: int = 10) -> str:
     """A concise text summary: the overall ranking's stability and, for Sobol runs, what drives it."""

@@ -52,14 +52,23 @@ def _scatter3(sorted_keys: np.ndarray, out: np.ndarray) -> None:
                 out[s, c, f] = rank
 
 
+KEY_BYTES = 8 * 2**20  # the packed keys are sorted in blocks of scenarios of about this size
+
+
 def competition_rank(scores: np.ndarray, axis: int = 1) -> np.ndarray:
-    """Ranks (int16) of float32 ``scores`` along ``axis`` (the city axis), 1 = highest."""
+    """Ranks (int16) of float32 ``scores`` along ``axis`` (the city axis), 1 = highest. Scenarios go in
+    blocks whose keys stay near the cache (and a chunk's keys never take 4x its scores' memory)."""
     s3 = np.ascontiguousarray(np.moveaxis(np.asarray(scores, dtype=np.float32), axis, 1))
     shape = s3.shape
     s3 = s3.reshape(shape[0], shape[1], -1)
-    keys = np.empty((s3.shape[0] * s3.shape[2], s3.shape[1]), dtype=np.uint64)
-    _pack(s3, keys)
-    keys.sort(axis=1)
+    n_s, n_c, n_f = s3.shape
     out = np.empty(s3.shape, dtype=np.int16)
-    _scatter3(keys, out)
+    step = max(1, min(n_s, KEY_BYTES // max(1, n_c * n_f * 8)))
+    buf = np.empty((step * n_f, n_c), dtype=np.uint64)
+    for a in range(0, n_s, step):
+        b = min(n_s, a + step)
+        keys = buf[: (b - a) * n_f]
+        _pack(s3[a:b], keys)
+        keys.sort(axis=1)
+        _scatter3(keys, out[a:b])
     return np.moveaxis(out.reshape(shape), 1, axis)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+INT32_MAX = 2**31 - 1
 PENDING_ROWS = 256  # rows held before counting them in one pass over the bands (see RankHistogram) ...
 PENDING_BYTES = 32 * 2**20  # ... or fewer, when they would take more than this
 SPILL_RATIO = 16  # ranks outside their band are set aside until they reach 1/16 of the counts
@@ -34,7 +35,8 @@ class RankHistogram:
 
     ``first`` (cells,) int32: the band's first rank (0 for a cell with no counts); ``start`` (cells + 1,)
     int64: where each cell's counts begin in ``counts`` (the band width is ``start[i + 1] - start[i]``);
-    ``counts`` int64: the counts of ranks first, first + 1, ... of every cell, cell after cell.
+    ``counts`` int32 (int64 once a count could pass 2^31 - 1): the counts of ranks first, first + 1, ... of
+    every cell, cell after cell (stores keep them as int64).
 
     :meth:`add_ranks` holds the rows it is given (a copy) until about ``PENDING_ROWS`` of them wait, then
     counts them in one pass, cell by cell (a cell's band stays in cache while its rows pass): each pass
@@ -46,10 +48,12 @@ class RankHistogram:
     """
 
     def __init__(self, shape: tuple[int, int], n_ranks: int, first: np.ndarray, start: np.ndarray,
-                 counts: np.ndarray) -> None:
+                 counts: np.ndarray, bound: int | None = None) -> None:
         self.shape, self.n_ranks = tuple(shape), int(n_ranks)
         self._first, self._start, self._counts = first, start, counts
-        self._pending: list[np.ndarray] = []  # rows (row, cell) not counted yet
+        # an upper bound of every count: int32 counts are widened before they could overflow
+        self._bound = int(counts.max(initial=0)) if bound is None else int(bound)
+        self._pending: list[np.ndarray] = []  # [a buffer (row, cell)] whose first _pending_rows rows are not counted yet
         self._pending_rows = 0
         self._spill: list[np.ndarray] = []  # ranks outside their band, as cell * (n_ranks + 1) + rank
         self._n_spill = 0
@@ -73,10 +77,10 @@ class RankHistogram:
         return f"RankHistogram(shape={self.shape}, n_ranks={self.n_ranks}, values={self.counts.size})"
 
     @classmethod
-    def empty(cls, n_cities: int, n_fields: int, n_ranks: int | None = None) -> RankHistogram:
+    def empty(cls, n_cities: int, n_fields: int, n_ranks: int | None = None, dtype=np.int32) -> RankHistogram:
         cells = n_cities * n_fields
         return cls((n_cities, n_fields), n_cities if n_ranks is None else n_ranks, np.zeros(cells, np.int32),
-                   np.zeros(cells + 1, np.int64), np.zeros(0, np.int64))
+                   np.zeros(cells + 1, np.int64), np.zeros(0, dtype), 0)
 
     @classmethod
     def of(cls, ranks: np.ndarray, n_ranks: int | None = None) -> RankHistogram:
@@ -94,9 +98,11 @@ class RankHistogram:
         has = nz.any(axis=1)
         lo = np.where(has, nz.argmax(axis=1), 0)
         hi = np.where(has, n_r - nz[:, ::-1].argmax(axis=1), 0)
-        out = cls.empty(n_c, n_f, n_r)
+        bound = int(flat.max(initial=0))
+        out = cls.empty(n_c, n_f, n_r, np.int32 if bound <= INT32_MAX else np.int64)
         out._reband(np.where(has, lo + 1, 0).astype(np.int32), np.where(has, hi, 0).astype(np.int32))
         _gather_dense(flat, out.first, out.start, out.counts)
+        out._bound = bound
         return out
 
     # ------------------------------------------------------------------------------------ building
@@ -119,7 +125,7 @@ class RankHistogram:
         width = np.where(first > 0, last - first + 1, 0).astype(np.int64)
         start = np.zeros(len(width) + 1, np.int64)
         np.cumsum(width, out=start[1:])
-        counts = np.zeros(int(start[-1]), np.int64)
+        counts = np.zeros(int(start[-1]), self._counts.dtype)
         _move(self._first, self._start, self._counts, first, start, counts)
         self._first, self._start, self._counts = first, start, counts
 
@@ -151,17 +157,30 @@ class RankHistogram:
             raise ValueError(f"ranks have {per_row} cells, the histogram {cells}")
         if not len(ranks):
             return
-        self._pending.append(ranks.reshape(len(ranks), cells).copy())
-        self._pending_rows += len(ranks)
-        if self._pending_rows >= PENDING_ROWS or self._pending_rows * cells * ranks.itemsize >= PENDING_BYTES:
-            self._count_pending()
+        rows = ranks.reshape(len(ranks), cells)
+        room = max(1, min(PENDING_ROWS, PENDING_BYTES // max(1, cells * rows.itemsize)))  # rows held at most
+        for a in range(0, len(rows), room):
+            part = rows[a:a + room]
+            buf = self._pending[0] if self._pending else None
+            if buf is not None and (buf.dtype != part.dtype or self._pending_rows + len(part) > len(buf)):
+                self._count_pending()
+                if buf.dtype != part.dtype or len(part) > len(buf):
+                    buf = None
+            if buf is None:  # one buffer, reused: rows are copied in
+                buf = np.empty((max(room, len(part)), cells), part.dtype)
+                self._pending = [buf]
+            buf[self._pending_rows:self._pending_rows + len(part)] = part
+            self._pending_rows += len(part)
+            if self._pending_rows >= room:
+                self._count_pending()
 
     def _count_pending(self) -> None:
         """Count the pending rows into the bands; set aside those outside their band (see the class)."""
-        if not self._pending:
+        if not self._pending_rows:
             return
-        r2 = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending)
-        self._pending, self._pending_rows = [], 0
+        r2 = self._pending[0][: self._pending_rows]
+        self._pending_rows = 0  # the buffer is kept for the next rows
+        self._widen(len(r2))
         if not self._counts.size:  # the first rows set the bands
             first, last = _extent(r2)
             self._cover(first, last, SLACK)
@@ -182,6 +201,12 @@ class RankHistogram:
         self._cover(first, last, SLACK)
         _count_keys(keys, self._first, self._start, self._counts, self.n_ranks + 1)
 
+    def _widen(self, more: int) -> None:
+        """Make room for ``more`` counts in a cell: int64 counts once int32 could overflow."""
+        self._bound += more
+        if self._bound > INT32_MAX and self._counts.dtype != np.int64:
+            self._counts = self._counts.astype(np.int64)
+
     def _flush(self) -> None:
         """Count everything added (before the bands are read)."""
         self._count_pending()
@@ -192,6 +217,8 @@ class RankHistogram:
         if other.shape != self.shape or other.n_ranks != self.n_ranks:
             raise ValueError("cannot merge rank histograms of different grids")
         self._flush()
+        other._flush()
+        self._widen(other._bound)
         self._cover(other.first, other.last)
         _move(other.first, other.start, other.counts, self.first, self.start, self.counts, add=True)
         return self
@@ -204,16 +231,18 @@ class RankHistogram:
         return all(np.array_equal(x, y) for x, y in ((a.first, b.first), (a.start, b.start), (a.counts, b.counts)))
 
     def copy(self) -> RankHistogram:
-        return RankHistogram(self.shape, self.n_ranks, self.first.copy(), self.start.copy(), self.counts.copy())
+        return RankHistogram(self.shape, self.n_ranks, self.first.copy(), self.start.copy(), self.counts.copy(),
+                             self._bound)
 
     def __getstate__(self) -> dict:  # pickled (sent between processes): pending rows counted first
         self._flush()
-        return dict(self.__dict__)
+        return dict(self.__dict__, _pending=[])
 
     def trimmed(self) -> RankHistogram:
         """The same counts with each band trimmed to its first and last non-zero count."""
         first, last = _trim(self.first, self.start, self.counts)
-        out = RankHistogram.empty(*self.shape, self.n_ranks)
+        out = RankHistogram.empty(*self.shape, self.n_ranks, self._counts.dtype)
+        out._bound = self._bound
         out._reband(first, last)
         _move(self.first, self.start, self.counts, out.first, out.start, out.counts, add=True, clip=True)
         return out
@@ -235,12 +264,12 @@ class RankHistogram:
     # ------------------------------------------------------------------------------- plain arrays
     def export(self) -> dict:
         return {"shape": np.array(self.shape, np.int64), "n_ranks": self.n_ranks, "first": self.first,
-                "start": self.start, "counts": self.counts}
+                "start": self.start, "counts": self.counts, "bound": self._bound}
 
     @classmethod
     def from_export(cls, state: dict) -> RankHistogram:
         return cls(tuple(int(v) for v in state["shape"]), int(state["n_ranks"]), np.array(state["first"]),
-                   np.array(state["start"]), np.array(state["counts"]))  # writable copies
+                   np.array(state["start"]), np.array(state["counts"]), state.get("bound"))  # writable copies
 
     # --------------------------------------------------------------------------------- statistics
     def totals(self) -> np.ndarray:

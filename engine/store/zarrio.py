@@ -139,7 +139,7 @@ def finalise(path: Path, rank_count: np.ndarray | RankHistogram) -> None:
         g["rank_count"][...] = rank_count.dense() if isinstance(rank_count, RankHistogram) else rank_count
     else:
         hist = rank_count.trimmed()
-        write_bands(g, "rank_count", hist, hist.counts)
+        write_bands(g, "rank_count", hist, hist.counts.astype(np.int64, copy=False))  # int32 in memory, int64 stored
     now = datetime.now(UTC).isoformat(timespec="seconds")
     g.attrs.update({"complete": 1, "finished": now, "date_modified": now})
     consolidate(path)

@@ -175,8 +175,11 @@ class _Run:
             return None
         client, job, store, plan = self.client, self.job, self.store, self.plan
         tag = f"{self.tag}-{uuid.uuid4().hex[:8]}"  # this gathering's tasks (a resumed run keeps its run id)
-        if job.shards:
+        conf = float(store.attrs.get("conf_level", 0.95))
+        sharded = {}
+        if job.shards:  # finished (and released) first: each shard is most of its worker's memory
             complete_shards(client, job, self.absorbs, tag, self.todo)
+            sharded = finish_shards(client, job, tag, conf)
         self.live = self.absorbs = []
         summary, held = take_summaries(client, job, tag, Summary(plan, sobol=False), [])
         for attempt in range(1, ROUNDS + 1):
@@ -192,8 +195,6 @@ class _Run:
         if set(range(job.n_chunks)) - summary.chunks:
             raise Stopped("workers kept leaving while the analysis was gathered; every chunk is stored", EX_TEMPFAIL)
         if job.analyse and plan.sobol:
-            conf = float(store.attrs.get("conf_level", 0.95))
             summary.results, summary.results_conf = reduce_scatter(client, tag, held, conf), conf
-            if job.shards:
-                summary.results.update(finish_shards(client, job, tag, conf))
+            summary.results.update(sharded)
         return summary

@@ -119,11 +119,10 @@ def share(job: Job, k: int, a: int, scores: np.ndarray, ranks: np.ndarray, w: _W
     out = {}
     for j in range(len(job.shards)):
         lo, hi = output_slice(r2.shape[1], j, len(job.shards))
-        part = (first, np.ascontiguousarray(r2[:, lo:hi]), np.ascontiguousarray(s2[:, lo:hi]))
-        if j == own:
-            absorb(job, j, k, part)
+        if j == own:  # added here from views of the chunk (no copy); the others travel, as contiguous copies
+            absorb(job, j, k, (first, r2[:, lo:hi], s2[:, lo:hi]))
         else:
-            out[j] = part
+            out[j] = (first, np.ascontiguousarray(r2[:, lo:hi]), np.ascontiguousarray(s2[:, lo:hi]))
     return out
 
 
