@@ -144,11 +144,9 @@ def _wait_for_chunks(out: Path, n: int, proc=None, timeout: float = 120) -> None
 
 
 @pytest.mark.slow
-def test_killed_run_resumes(tmp_path):
+def test_killed_run_resumes(tmp_path, spec_64x34, reference_64x34):
     """SIGKILL the `rankstab run` process mid-run; `--resume` recomputes only unfinished chunks."""
-    spec = small_spec(tmp_path, n=512, chunk=34 * 4)
-    ref = tmp_path / "undisturbed.zarr"
-    engine.run(spec, out=ref, synchronous=True)
+    spec, ref = spec_64x34, reference_64x34
     out = tmp_path / "killed.zarr"
     cmd = [sys.executable, "-m", "engine.cli", "run", str(spec), "--out", str(out), "--workers", "2", "--quiet",
            "--no-report"]  # the resumed run's analysis also summarises the chunks of the killed run
@@ -195,11 +193,9 @@ def dask_processes(tmp_path):
 
 
 @pytest.mark.slow
-def test_worker_killed_mid_run(tmp_path, dask_processes):
+def test_worker_killed_mid_run(tmp_path, dask_processes, spec_64x34, reference_64x34):
     sched_file, workers = dask_processes
-    spec = small_spec(tmp_path, n=512, chunk=34 * 4)
-    ref = tmp_path / "undisturbed.zarr"
-    engine.run(spec, out=ref, synchronous=True)
+    spec, ref = spec_64x34, reference_64x34
     out = tmp_path / "cluster.zarr"
     with Client(scheduler_file=str(sched_file), timeout=60) as client:
         client.wait_for_workers(2, timeout=60)

@@ -37,7 +37,9 @@ def rank_correlations(samples: np.ndarray, reference: np.ndarray,
 
     ``samples`` is (scenario, item, field) and ``reference`` (item, field), any real dtypes."""
     x = np.ascontiguousarray(samples)
-    ref = np.ascontiguousarray(reference)
+    # The reference is small (item, field): as float64 (exact for any integer rank or float32 score) the
+    # compiled kernels are specialised on the samples' dtype only, not on every pair of dtypes.
+    ref = np.ascontiguousarray(reference, dtype=np.float64)
     if x.ndim != 3 or ref.ndim != 2 or x.shape[1:] != ref.shape:
         raise ValueError(f"samples (scenario, item, field) {x.shape} and reference (item, field) {ref.shape} "
                          f"do not match")
