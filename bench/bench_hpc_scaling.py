@@ -9,7 +9,7 @@ Measured on the default spec (GTII, Sobol with second order, 16 factors, auto ch
 * with W = 1, 2, 4 real `dask worker` processes attached to a real `dask scheduler` (as on a cluster):
   wall time, the client's and the scheduler's peak memory, the number of tasks of the final gathering;
 * the scheduler's cost per task (time, memory), from many no-op tasks held at once, and with it the final
-  gathering extrapolated to 1000 workers (its W x W slice tasks are what grows fastest with W).
+  gathering extrapolated to 1000 workers (the number of its tasks is counted as the code makes them).
 
 Sizes are pickled sizes (what Dask's protocol sends, within a few hundred bytes of framing).
 Usage: python bench/bench_hpc_scaling.py [--n 1024] [--chunk 0] [--workers 1 2 4] [--tasks 20000]
@@ -28,6 +28,8 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from engine.sweep.gather import FAN_IN, MAX_PARTS, gathering_tasks
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "scenarios" / "gtii-2019.toml"
@@ -111,7 +113,7 @@ def cluster_run(spec_path: Path, tmp: Path, workers: int) -> dict:
         run(spec_path, out=tmp / f"run-{workers}.zarr", client=client)
         wall = time.perf_counter() - t0
         return {"wall": wall, "client_hwm": _hwm_mib(), "client_before": before,
-                "scheduler_hwm": _hwm_mib(sched_pid), "gather_tasks": 3 * workers + workers * workers}
+                "scheduler_hwm": _hwm_mib(sched_pid), "gather_tasks": gathering_tasks(workers)}
 
 
 def _rss_mib(pid: int) -> float:
@@ -179,12 +181,13 @@ def main() -> None:
             print(f"scheduler cost per task ({c['tasks']:,} no-op tasks on 2 workers, all held): "
                   f"{c['us_per_task']:.0f} us, {c['kib_per_task']:.1f} KiB")
             w = args.model_workers
-            gather = 3 * w + w * w
-            print(f"model at W = {w:,} workers: the final gathering has 3W + W^2 = {gather:,} tasks = "
+            gather = gathering_tasks(w)
+            print(f"model at W = {w:,} workers: the final gathering has {gather:,} tasks (2W, a fold of the "
+                  f"sums {FAN_IN} at a time down to {MAX_PARTS} holders, their reduce-scatter) = "
                   f"{gather * c['us_per_task'] / 1e6:,.0f} s of scheduler time and "
                   f"{gather * c['kib_per_task'] / 2**20:,.1f} GiB of scheduler memory at the cost above; "
-                  f"each worker sends {s['sums'] * (w - 1) / w / 2**20:.2f} MiB of sums "
-                  f"(all together {s['sums'] * (w - 1) / 2**30:,.1f} GiB); the client receives {w:,} heads "
+                  f"each worker sends its {s['sums'] / 2**20:.2f} MiB of sums once (a fold leader receives "
+                  f"{FAN_IN - 1} x that per level); the client receives {w:,} heads "
                   f"= {w * s['head'] / 2**20:,.1f} MiB, merged one at a time; per chunk nothing depends on W")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -103,12 +103,30 @@ def test_scenarios_can_be_recomputed_from_the_store_alone(reference):
     np.testing.assert_array_equal(r, store["rank"][rows].values)
 
 
-@pytest.mark.parametrize("workers,chunk", [(1, 34 * 3), (2, 34 * 7), (2, 34)])
+@pytest.mark.parametrize("workers,chunk", [(1, 34 * 3), (2, 34 * 7)])  # 3 workers: the fold test
 def test_local_cluster_matches_synchronous(reference, tmp_path, workers, chunk):
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
             Client(cl) as client:
         out = tmp_path / "local.zarr"
         engine.run(small_spec(tmp_path, chunk=chunk), out=out, client=client)
+    assert_same(reference, out)
+
+
+def test_sums_folded_in_a_tree_before_the_reduce_scatter(reference, tmp_path, monkeypatch):
+    """A cluster larger than MAX_PARTS first adds its workers' Sobol' sums in a tree (here 3 workers, 2 at a
+    time, down to 1): the same analysis as one process."""
+    from engine.sweep import gather
+
+    monkeypatch.setattr(gather, "MAX_PARTS", 1)
+    monkeypatch.setattr(gather, "FAN_IN", 2)
+    folds = []
+    real_fold = gather.fold
+    monkeypatch.setattr(gather, "fold", lambda client, tag, held: folds.append(len(held)) or real_fold(client, tag, held))
+    with LocalCluster(n_workers=3, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
+            Client(cl) as client:
+        out = tmp_path / "folded.zarr"
+        engine.run(small_spec(tmp_path, chunk=34 * 4), out=out, client=client)
+    assert folds and folds[0] >= 2, folds  # the workers that held sums (each ran some of the 16 chunks)
     assert_same(reference, out)
 
 
