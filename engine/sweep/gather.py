@@ -1,6 +1,8 @@
-"""After the sweep: take the workers' small summaries and reduce-scatter their Sobol' sums between them."""
+"""After the sweep: take the workers' small summaries, fold their Sobol' sums in a tree and reduce-scatter them."""
 
 from __future__ import annotations
+
+from concurrent.futures import CancelledError
 
 import numpy as np
 
@@ -52,6 +54,8 @@ def _result_from(client, future, worker: str, poll: float = 1.0):
     while future.status == "finished":
         try:
             return future.result(timeout=poll)
+        except CancelledError:  # the scheduler gave the lost result up
+            return None
         except TimeoutError:
             if worker not in client.scheduler_info(n_workers=-1)["workers"]:
                 return None
