@@ -5,7 +5,6 @@ indices, over each city's band of ranks for large ones: see :mod:`engine.stats.r
 from __future__ import annotations
 
 import numpy as np
-import xarray as xr
 
 from ..stats.rankhist import RankHistogram, dense_fits
 
@@ -71,18 +70,3 @@ def band_variables(name: str, hist: RankHistogram, values: np.ndarray) -> dict[s
             f"{name}_width": (cf, hist.width.reshape(hist.shape))}
 
 
-def rank_prob(analysis: xr.Dataset, field: str, cities: np.ndarray | None = None) -> np.ndarray:
-    """P(rank = r) (city, rank 1..cities) in a field, for the given city indices (default all), from an
-    analysis with either layout (dense ``rank_prob`` or its band form)."""
-    n_c = analysis.sizes["city"]
-    idx = np.arange(n_c) if cities is None else np.asarray(cities, np.int64)
-    if "rank_prob" in analysis:
-        return analysis["rank_prob"].sel(field=field).values[idx]
-    sel = analysis[["rank_prob_first", "rank_prob_start", "rank_prob_width"]].sel(field=field)
-    first, start, width = (sel[f"rank_prob_{k}"].values[idx] for k in ("first", "start", "width"))
-    values = analysis["rank_prob_values"]
-    out = np.zeros((len(idx), n_c))
-    for i, (f, a, w) in enumerate(zip(first, start, width, strict=True)):
-        if w:
-            out[i, f - 1 : f - 1 + w] = values[int(a) : int(a + w)].values
-    return out

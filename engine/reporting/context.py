@@ -17,6 +17,7 @@ import xarray as xr
 
 from ..errors import UserError, per_caller, resume_command
 from ..store import done_chunks, open_meta
+from ..store.rankprob import rank_prob
 
 CONF_LIMIT = 0.2  # a Sobol index whose bootstrap half-width exceeds this is marked unreliable
 RARE = 0.99  # a rank held in at least this share of scenarios is "nearly constant" (as engine.analysis)
@@ -71,7 +72,7 @@ class Context:
         shown = flds
         if len(flds) == 2 and flds[-1] == "overall":
             single = flds[0]
-            same = np.array_equal(_rank_prob(a, single), _rank_prob(a, "overall"))
+            same = np.array_equal(rank_prob(a, single), rank_prob(a, "overall"))
             if same:
                 shown = ["overall"]
                 label["overall"] = f"overall (= {single}, the only field)"
@@ -113,7 +114,7 @@ class Context:
     def rank_prob(self, fld: str, cities: np.ndarray | None = None) -> np.ndarray:
         """P(rank = r) (city, rank) in a field for the given city indices (default all): the analysis' dense
         ``rank_prob`` or its band layout (large indices)."""
-        return _rank_prob(self.a, fld, cities)
+        return rank_prob(self.a, fld, cities)
 
     def order(self, fld: str) -> np.ndarray:
         """City indices by nominal rank in a field (unscored cities last), ties by median rank."""
@@ -213,19 +214,3 @@ def open_analysis(path: Path) -> xr.Dataset | None:
         return None
 
 
-def _rank_prob(a: xr.Dataset, fld: str, cities: np.ndarray | None = None) -> np.ndarray:
-    """P(rank = r) (city, rank 1..cities) in a field for the given city indices (default all), from the dense
-    ``rank_prob`` or its band layout: as :func:`engine.analysis.stability.rank_prob`, without importing
-    :mod:`engine.analysis` (the sweep, Dask's distributed and SciPy: seconds of a report's time)."""
-    n_c = a.sizes["city"]
-    idx = np.arange(n_c) if cities is None else np.asarray(cities, np.int64)
-    if "rank_prob" in a:
-        return a["rank_prob"].sel(field=fld).values[idx]
-    sel = a[["rank_prob_first", "rank_prob_start", "rank_prob_width"]].sel(field=fld)
-    first, start, width = (sel[f"rank_prob_{k}"].values[idx] for k in ("first", "start", "width"))
-    values = a["rank_prob_values"].values
-    out = np.zeros((len(idx), n_c))
-    for i, (f, s, w) in enumerate(zip(first, start, width, strict=True)):
-        if w:
-            out[i, f - 1:f - 1 + w] = values[int(s):int(s + w)]
-    return out
