@@ -22,8 +22,8 @@ from .methods import OPTION_KINDS, Methodology, nominal_methodology, parse_optio
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 TOP_KEYS = ("name", "description", "dataset", "nominal", "design", "factor", "weight_sets", "store")
-DESIGN_KEYS = ("kind", "n", "second_order", "seed", "chunk", "sampler", "num_resamples", "conf_level",
-               "confidence_samples")
+DESIGN_KEYS = ("kind", "n", "second_order", "second_order_conf", "seed", "chunk", "sampler", "num_resamples",
+               "conf_level", "confidence_samples")
 FACTOR_KINDS = ("weight", "weight_scheme", "normalisation", "aggregation", "exclude", "imputation", "outlier")
 FACTOR_KEYS = ("name", "kind", "target", "targets", "level", "within", "range", "choices", "group", "prefix",
                "probabilities", "distribution", "concentration")
@@ -106,6 +106,7 @@ class Design:
     num_resamples: int = 100
     conf_level: float = 0.95
     confidence_samples: int = 1024  # stability rows re-evaluated for SMAA-2 confidence factors; 0 = none
+    second_order_conf: bool = False  # bootstrap intervals of S2 too (about 3.7x the bootstrap work at D = 16)
 
 
 @dataclass
@@ -323,6 +324,9 @@ def _design(table: dict, source: str) -> Design:
         raise UserError(f"{where} n = {n}: a Sobol design needs a power of two >= 4 base samples "
                         f"(e.g. {lo} or {lo * 2})")
     second = _typed(table.get("second_order", False), bool, f"{where} second_order", "true or false")
+    s2_conf = _typed(table.get("second_order_conf", False), bool, f"{where} second_order_conf", "true or false")
+    if s2_conf and not second:
+        raise UserError(f"{where} second_order_conf = true needs second_order = true (S2 is only estimated then)")
     seed = _typed(table.get("seed", 0), int, f"{where} seed", "a whole number")
     chunk = _typed(table.get("chunk", 0), int, f"{where} chunk", "a whole number (0 = automatic)")
     if chunk < 0:
@@ -337,7 +341,7 @@ def _design(table: dict, source: str) -> Design:
                     "a whole number (0 = no SMAA confidence factors)")
     if n_conf < 0:
         raise UserError(f"{where} confidence_samples is {n_conf}; use 0 (none) or a positive number of scenarios")
-    return Design(kind, n, second, seed, chunk, sampler, nres, conf, n_conf)
+    return Design(kind, n, second, seed, chunk, sampler, nres, conf, n_conf, s2_conf)
 
 
 def _factor(f: dict, k: int, ds: xr.Dataset, nominal: Methodology, weight_sets: dict,

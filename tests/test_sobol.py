@@ -67,6 +67,22 @@ def test_matches_salib(N, names, groups, second_order):
     assert not ours["constant"].any()
 
 
+@pytest.mark.parametrize("integer", [False, True])
+def test_second_order_without_its_bootstrap(integer):
+    """second_order_conf=False: S1, ST, their intervals and S2 are SALib's as before; only S2_conf is NaN."""
+    names = list("abcdef")
+    problem = sobol_problem(names)
+    Y = model(design(problem, 512, True), M=5)
+    Y = np.round(4 * Y).astype(np.int64) if integer else Y
+    ours = sobol_indices(Y, 6, second_order=True, seed=11, dtype=np.float64, second_order_conf=False)
+    upper = ~np.tril(np.ones((6, 6), bool))
+    for m in (0, 4):
+        ref = salib(problem, Y[:, m].astype(np.float64), True, seed=11)
+        for key in KEYS + ("S2",):
+            np.testing.assert_allclose(ours[key][..., m], ref[key], rtol=0, atol=1e-10, err_msg=key)
+    assert np.isnan(ours["S2_conf"]).all() and not np.isnan(ours["S2"][upper]).any()
+
+
 def test_conf_close_to_salib_with_other_draws():
     problem = sobol_problem(list("abcd"))
     Y = model(design(problem, 1024, True), M=6, seed=3)

@@ -172,6 +172,7 @@ def test_plain_xarray_sees_every_variable_described(plain, kind):
     assert "nominal_rank" in an["variables"] and "rank_nominal" not in an["variables"]
     if kind == "sobol":
         assert {"factor_group", "factor_group_other", "S2"} <= set(an["variables"])
+        assert "S2_conf" not in an["variables"]  # S2's bootstrap only when [design] second_order_conf = true
         assert len([v for v in an["variables"] if v not in an["dims"]]) >= 33
 
 

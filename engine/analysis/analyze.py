@@ -194,7 +194,7 @@ def _sobol(store: xr.Dataset, summary: Summary, conf: float) -> xr.Dataset:
     out = xr.Dataset({key: (("target", dim, *cf), stack(key, 1)) for key in ("S1", "ST", "S1_conf", "ST_conf")})
     out["constant"] = (("target", *cf), stack("constant", 0))
     if plan.second_order:
-        for key in ("S2", "S2_conf"):
+        for key in ("S2", "S2_conf") if plan.second_order_conf else ("S2",):
             out[key] = (("target", dim, f"{dim}_other", *cf), stack(key, 2))
     rb = summary.sobol_result("rbar", conf)
     for key in ("S1", "ST", "S1_conf", "ST_conf"):
@@ -203,6 +203,7 @@ def _sobol(store: xr.Dataset, summary: Summary, conf: float) -> xr.Dataset:
     if plan.second_order:
         out = out.assign_coords({f"{dim}_other": names})
     out.attrs.update(num_resamples=plan.num_resamples, conf_level=conf,
+                     second_order_conf=int(plan.second_order and plan.second_order_conf),
                      max_ST_conf=float(np.nanmax(out["ST_conf"].values)), sobol_dim=dim,
                      estimators="S1 Saltelli 2010, ST Jansen 1999, S2 as SALib; bootstrap over base samples")
     return out

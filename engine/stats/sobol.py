@@ -111,13 +111,14 @@ def _moments(Y, shift):  # pragma: no cover - compiled
 
 @numba.njit(fastmath=_FASTMATH, cache=True, nogil=True)
 def _fill_terms(Y, i0, lo, shift, D, step, second_order, z, buf, part):  # pragma: no cover - compiled
-    """Raw terms of base samples i0..i0+nb of Y, outputs lo..lo+c, into buf (c, T, nb); adds their
-    float64 sums to part (c, T).
+    """Raw terms of base samples i0..i0+nb of Y, outputs lo..lo+c, into buf (c, Tb, nb); adds their
+    float64 sums to part (c, T). Terms past Tb (the second-order ones when their intervals are not
+    bootstrapped) are only summed.
 
     z (c, step, nb) is float64 scratch for y - shift. Term order: A+B, A²+B², B*(AB_d-A) (D),
     (A-AB_d)² (D), AB_d-A (D), [BA_d-B (D), BA_j*AB_k - A*B for j < k].
     """
-    c, T, nb = buf.shape
+    c, Tb, nb = buf.shape
     for i8 in range((nb + 7) // 8):  # 8 x 8 tiles: whole cache lines in and out
         for rt in range(step):
             if not second_order and D < rt < step - 1:
@@ -156,13 +157,18 @@ def _fill_terms(Y, i0, lo, shift, D, step, second_order, z, buf, part):  # pragm
             acc[2 + D + d] += s1
             acc[2 + 2 * D + d] += s2
         if second_order:
+            keep = Tb > 2 + 3 * D  # the terms go to the bootstrap too
             for d in range(D):
                 ba = zm[1 + D + d]
                 s0 = 0.0
-                for i in range(nb):
-                    v = ba[i] - b[i]
-                    o[2 + 3 * D + d, i] = v
-                    s0 += v
+                if keep:
+                    for i in range(nb):
+                        v = ba[i] - b[i]
+                        o[2 + 3 * D + d, i] = v
+                        s0 += v
+                else:
+                    for i in range(nb):
+                        s0 += ba[i] - b[i]
                 acc[2 + 3 * D + d] += s0
             t = 2 + 4 * D
             for j in range(D - 1):
@@ -170,10 +176,14 @@ def _fill_terms(Y, i0, lo, shift, D, step, second_order, z, buf, part):  # pragm
                 for k in range(j + 1, D):
                     ab = zm[1 + k]
                     s0 = 0.0
-                    for i in range(nb):
-                        v = ba[i] * ab[i] - a[i] * b[i]
-                        o[t, i] = v
-                        s0 += v
+                    if keep:
+                        for i in range(nb):
+                            v = ba[i] * ab[i] - a[i] * b[i]
+                            o[t, i] = v
+                            s0 += v
+                    else:
+                        for i in range(nb):
+                            s0 += ba[i] * ab[i] - a[i] * b[i]
                     acc[t] += s0
                     t += 1
 
@@ -184,12 +194,14 @@ class SobolSums:
     ``n`` base samples, ``D`` factors (or groups), ``shift`` (M,) a constant per output subtracted before
     any sum (the nominal value keeps float sums well conditioned), ``integer`` says the outputs are integers
     (their sums are then exact). Add blocks with :meth:`add`, combine with :meth:`merge`, finish with
-    :meth:`result` once every block is in.
+    :meth:`result` once every block is in. ``second_order_conf`` False: S2 point estimates only, its bootstrap
+    (the D(D-1)/2 + D cross terms, most of the matmul at large D) skipped; S2_conf is then NaN.
     """
 
     def __init__(self, M: int, D: int, n: int, *, second_order: bool = False, design_second_order: bool | None = None,
                  num_resamples: int = 100, seed: int | None = 0, shift: npt.ArrayLike = 0.0, integer: bool = False,
-                 dtype: npt.DTypeLike = np.float32, chunk_outputs: int | None = None, compact: bool = False) -> None:
+                 dtype: npt.DTypeLike = np.float32, chunk_outputs: int | None = None, compact: bool = False,
+                 second_order_conf: bool = True) -> None:
         design_so = second_order if design_second_order is None else design_second_order
         if second_order and not design_so:
             raise ValueError("second-order indices need a design sampled with second order")
@@ -199,13 +211,14 @@ class SobolSums:
         self.second_order, self.step = second_order, 2 * D + 2 if design_so else D + 2
         self.integer, self.dtype, self.chunk_outputs = integer, np.dtype(dtype), chunk_outputs
         self.shift = np.broadcast_to(np.asarray(shift, np.float64), (M,)).copy()
-        self.T = 2 + 3 * D + (D + D * (D - 1) // 2 if second_order else 0)
+        self.T = 2 + 3 * D + (D + D * (D - 1) // 2 if second_order else 0)  # terms summed
+        self.Tb = self.T if second_order_conf else 2 + 3 * D  # terms bootstrapped (the first Tb)
         self.rows = 0
         self.total, self.total2 = np.zeros(M), np.zeros(M)
         self.lo, self.hi = np.full(M, np.inf), np.full(M, -np.inf)
         self.part = np.zeros((M, self.T))
-        self.boot: np.ndarray | None = None  # (M, T, R) float64 bootstrap sums
-        # The matmuls accumulate in place into ``acc`` (M, T, R) in ``dtype``, which is added into ``boot``
+        self.boot: np.ndarray | None = None  # (M, Tb, R) float64 bootstrap sums
+        # The matmuls accumulate in place into ``acc`` (M, Tb, R) in ``dtype``, which is added into ``boot``
         # before it could lose exactness (integers) or precision (floats). ``load`` (M,) bounds what ``acc``
         # holds, ``bound`` what ``boot`` holds (integers: a bound of every |sum|; floats: resampled rows).
         self.acc: np.ndarray | None = None
@@ -256,7 +269,7 @@ class SobolSums:
     def _boot64(self) -> np.ndarray:
         """The float64 bootstrap sums (allocated, or widened from a compact copy received from another process)."""
         if self.boot is None:
-            self.boot = np.zeros((self.M, self.T, self.R))
+            self.boot = np.zeros((self.M, self.Tb, self.R))
         elif self.boot.dtype != np.float64 or not self.boot.flags.writeable:
             self.boot = self.boot.astype(np.float64)
         return self.boot
@@ -265,7 +278,7 @@ class SobolSums:
         """The compact bootstrap sums (allocated), widened to float64 before an int32 sum of outputs ``sl``
         could overflow by ``need`` more."""
         if self.boot is None:
-            self.boot = np.zeros((self.M, self.T, self.R), np.int32 if self.integer else self.dtype)
+            self.boot = np.zeros((self.M, self.Tb, self.R), np.int32 if self.integer else self.dtype)
         elif not self.boot.flags.writeable:
             self.boot = self.boot.copy()
         if self.boot.dtype == np.int32 and float(np.max(self.bound[sl] + need, initial=0.0)) >= _INT32:
@@ -304,7 +317,7 @@ class SobolSums:
         self.total2 += s2
         self.lo, self.hi = np.minimum(self.lo, lo), np.maximum(self.hi, hi)
         self.rows += len(Y)
-        D, T, step, M, R = self.D, self.T, self.step, self.M, self.R
+        D, T, step, M, R = self.D, self.Tb, self.step, self.M, self.R
         chunk = min(M, self.chunk_outputs or max(2, _CHUNK_TERMS // T))
         block = min(nb_all, max(256, _BLOCK_BYTES // (chunk * (8 * step + T * self.dtype.itemsize))))
         big = np.maximum(np.abs(lo), np.abs(hi))
@@ -350,8 +363,8 @@ class SobolSums:
 
     def merge(self, other: SobolSums) -> SobolSums:
         """Add another instance's sums (same outputs, design and resamples) into this one."""
-        if (other.M, other.D, other.n, other.R, other.seed, other.T) != (self.M, self.D, self.n, self.R, self.seed,
-                                                                         self.T) or not np.array_equal(
+        if (other.M, other.D, other.n, other.R, other.seed, other.T, other.Tb) != (
+                self.M, self.D, self.n, self.R, self.seed, self.T, self.Tb) or not np.array_equal(
                 other.shift, self.shift):
             raise ValueError("cannot merge Sobol sums of different outputs, designs or resamples")
         self.flush()
@@ -370,7 +383,8 @@ class SobolSums:
 
     def _estimates(self, sums: np.ndarray, mu: np.ndarray, var_all: np.ndarray,
                    ok: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """S1, ST (M, D, K) and S2 (M, P, K) from term sums (M, T, K); 0 where not ``ok`` or var <= eps."""
+        """S1, ST (M, D, K) and S2 (M, P, K) from term sums (M, T, K); 0 where not ``ok`` or var <= eps; S2 has
+        no columns (P = 0) when ``sums`` lacks the second-order terms."""
         n, D = self.n, self.D
         mean = sums[:, 0] / (2 * n)
         var = sums[:, 1] / (2 * n) - mean * mean  # var(r_[A, B]) of the raw outputs
@@ -380,7 +394,7 @@ class SobolSums:
         u = sums[:, 2 + 2 * D : 2 + 3 * D]
         s1 = (sums[:, 2 : 2 + D] - m * u) * inv
         st = 0.5 * sums[:, 2 + D : 2 + 2 * D] * inv
-        if not self.second_order:
+        if not self.second_order or sums.shape[1] < self.T:
             return s1, st, np.zeros((len(sums), 0, sums.shape[2]))
         j, k = np.triu_indices(D, 1)
         w = sums[:, 2 + 3 * D : 2 + 4 * D]
@@ -409,13 +423,13 @@ class SobolSums:
         if keep_resamples:
             out["S1_conf_all"], out["ST_conf_all"] = np.empty((self.R, D, M)), np.empty((self.R, D, M))
         boot = self._boot64() if self.boot is None else self.boot
-        step = max(1, _RESULT_BYTES // (8 * self.T * self.R))  # outputs per chunk: float64 scratch bounded
+        step = max(1, _RESULT_BYTES // (8 * self.Tb * self.R))  # outputs per chunk: float64 scratch bounded
         for m0 in range(0, M, step):
             sl = slice(m0, min(M, m0 + step))
             b1, bt, b2 = self._estimates(boot[sl].astype(np.float64, copy=False), mu[sl], var_all[sl], ok[sl])
             out["S1_conf"][:, sl] = q * b1.std(axis=-1, ddof=1).T
             out["ST_conf"][:, sl] = q * bt.std(axis=-1, ddof=1).T
-            s2_conf[:, sl] = q * b2.std(axis=-1, ddof=1).T
+            s2_conf[:, sl] = q * b2.std(axis=-1, ddof=1).T if b2.shape[1] else np.nan
             if keep_resamples:
                 out["S1_conf_all"][:, :, sl], out["ST_conf_all"][:, :, sl] = b1.transpose(2, 1, 0), bt.transpose(2, 1, 0)
         if self.second_order:
@@ -429,7 +443,7 @@ class SobolSums:
 def sobol_indices(Y: np.ndarray, D: int, *, second_order: bool = False, num_resamples: int = 100,
                   conf_level: float = 0.95, seed: int | None = 0, keep_resamples: bool = False,
                   chunk_outputs: int | None = None, design_second_order: bool | None = None,
-                  dtype: npt.DTypeLike = np.float32) -> dict[str, np.ndarray]:
+                  dtype: npt.DTypeLike = np.float32, second_order_conf: bool = True) -> dict[str, np.ndarray]:
     """Sobol' indices and bootstrap confidences for every column of ``Y``.
 
     Y: (N*(2D+2) or N*(D+2), M) outputs in SALib row order, any real dtype (a 1-D Y is one output).
@@ -442,7 +456,8 @@ def sobol_indices(Y: np.ndarray, D: int, *, second_order: bool = False, num_resa
     bootstrap sums of non-integer outputs use ``dtype`` (float32: faster, confs within ~1e-5 relative of
     float64); integer outputs are summed exactly. With a non-zero seed the resamples are SALib's
     ``analyze(..., seed=seed)`` draws. The kernels are single-threaded (parallelism comes from the
-    sweep's tasks); the matmuls use the BLAS threads.
+    sweep's tasks); the matmuls use the BLAS threads. ``second_order_conf`` False skips the bootstrap of S2
+    (S2_conf NaN), which at large D is most of the work.
     """
     Y = np.asarray(Y)
     Y = Y.reshape(len(Y), -1)
@@ -455,6 +470,6 @@ def sobol_indices(Y: np.ndarray, D: int, *, second_order: bool = False, num_resa
     shift = np.zeros(Y.shape[1]) if integer else Y[: min(len(Y), 4096)].mean(axis=0)
     sums = SobolSums(Y.shape[1], D, len(Y) // step, second_order=second_order, design_second_order=design_so,
                      num_resamples=num_resamples, seed=seed, shift=shift, integer=integer, dtype=dtype,
-                     chunk_outputs=chunk_outputs)
+                     chunk_outputs=chunk_outputs, second_order_conf=second_order_conf)
     sums.add(Y, 0)
     return sums.result(conf_level, keep_resamples)

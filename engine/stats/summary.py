@@ -94,6 +94,7 @@ class Plan:
     seed: int
     n_nodes: int = 0  # weights per scenario; 0: no central-weight sums
     layout: str = ""  # the store's rank_count_layout ("dense" or "band"; "" = by size)
+    second_order_conf: bool = True  # bootstrap S2 too (stores written before the setting existed did)
 
     given: GivenConfig | None = None  # Monte Carlo: how the given-data sums bin and class (see stats.given)
 
@@ -104,7 +105,7 @@ class Plan:
                    a["design_kind"], int(a["n_scenarios"]), int(a["chunk"]), int(a["block_size"]), int(a["design_n"]),
                    len(json.loads(a["factor_groups"])), bool(a["second_order"]),
                    int(num_resamples or a.get("num_resamples", 100)), seed + 1, int(store.sizes.get("node", 0)),
-                   a.get("rank_count_layout", "dense"))
+                   a.get("rank_count_layout", "dense"), bool(a.get("second_order_conf", 1)))
 
     @property
     def sobol(self) -> bool:
@@ -215,7 +216,7 @@ def merge_cells(cells: np.ndarray, sums: np.ndarray) -> tuple[np.ndarray, np.nda
 
 def sobol_kw(plan: Plan) -> dict:
     return dict(D=plan.n_groups, n=plan.n_base, second_order=plan.second_order, num_resamples=plan.num_resamples,
-                seed=plan.seed)
+                seed=plan.seed, second_order_conf=plan.second_order_conf)
 
 
 def sobol_sums(plan: Plan, lo: int, hi: int, compact: bool = False) -> dict[str, SobolSums]:
@@ -236,7 +237,7 @@ SHARD_BYTES = 2**28  # shard the rank and score Sobol' sums over the workers abo
 def sums_bytes(plan: Plan) -> int:
     """Bytes of the float64 bootstrap sums of every rank and score output (what sharding divides)."""
     D = plan.n_groups
-    T = 2 + 3 * D + (D + D * (D - 1) // 2 if plan.second_order else 0)
+    T = 2 + 3 * D + (D + D * (D - 1) // 2 if plan.second_order and plan.second_order_conf else 0)
     return 2 * plan.nominal_rank.size * T * plan.num_resamples * 8
 
 

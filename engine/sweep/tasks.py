@@ -221,7 +221,8 @@ def warm_up(spec: str = "gtii-2019") -> None:
     nom = nominal(sp, prep, schemes)
     d, block = sp.design, sp.block_size
     plan = Plan(nom.rank.astype(np.int64), nom.score.astype(np.float32), d.kind, sp.n_scenarios, block, block,
-                d.n, len(sp.groups), bool(d.second_order), int(d.num_resamples), 1)  # the seed Plan.from_store uses
+                d.n, len(sp.groups), bool(d.second_order), int(d.num_resamples), 1,  # the seed Plan.from_store uses
+                second_order_conf=bool(d.second_order_conf))
     x = design_rows(sp, 0, block)
     dec = decode(sp, prep.tree, x, schemes)
     scores, ranks = evaluate(prep, dec.batch)
