@@ -7,7 +7,8 @@ a nanny (``dask worker``'s default) that closes itself races with the nanny's st
 process and may log "Worker process died unexpectedly" with a traceback; a worker whose scheduler is gone
 first may log failed heartbeats. Here each nanny is asked to close its worker (the path a SIGTERM to
 ``dask worker`` takes), nanny-less workers (dask-mpi's ``distributed.Worker``) close themselves, and the
-scheduler is closed once no worker is left. Every ``dask worker``/dask-mpi process then exits 0, so
+scheduler is closed once no worker is left and no nanny or worker address still answers (a worker
+leaves the scheduler before its process ends). Every ``dask worker``/dask-mpi process then exits 0, so
 ``srun``/``mpirun`` end without "Killed" lines. Standard library and distributed only.
 """
 
@@ -32,6 +33,19 @@ async def _close_worker(address: str, timeout: float) -> None:
             await remote.terminate(reason=STOP_REASON, timeout=timeout)
 
 
+async def _listening(address: str) -> bool:
+    """Whether a process still accepts connections at ``address`` (a worker unregisters from the scheduler
+    before its process, whose heartbeat could still fire, has ended)."""
+    from distributed.comm import connect
+
+    try:
+        comm = await connect(address, timeout=1)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    await comm.close()
+    return True
+
+
 async def shutdown(scheduler_file: str, wait: float = 60.0) -> int:
     """Close the workers of the scheduler in ``scheduler_file``, wait up to ``wait`` s for them to leave,
     then close the scheduler. Returns how many workers were still there when the scheduler was closed."""
@@ -39,11 +53,16 @@ async def shutdown(scheduler_file: str, wait: float = 60.0) -> int:
 
     async with Client(scheduler_file=scheduler_file, asynchronous=True, timeout=20) as client:
         workers = (await client.scheduler.identity(n_workers=-1))["workers"]
-        await asyncio.gather(*(_close_worker(w.get("nanny") or addr, wait / 2) for addr, w in workers.items()))
+        addresses = [w.get("nanny") or addr for addr, w in workers.items()]
+        await asyncio.gather(*(_close_worker(a, wait / 2) for a in addresses))
         deadline = time.monotonic() + wait
         while workers and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
             workers = (await client.scheduler.identity(n_workers=-1))["workers"]
+        while addresses and time.monotonic() < deadline:  # then until their processes stop listening
+            addresses = [a for a in addresses if await _listening(a)]
+            if addresses:
+                await asyncio.sleep(0.2)
         await client.shutdown()
     return len(workers)
 
