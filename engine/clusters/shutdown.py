@@ -40,7 +40,7 @@ async def _listening(address: str) -> bool:
 
     try:
         comm = await connect(address, timeout=1)
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return False
     await comm.close()
     return True
