@@ -27,22 +27,28 @@ def run(spec: Spec | str | Path, out: str | Path | None = None, client=None, *, 
     analysis is written to its group ``analysis`` from the summaries the tasks accumulated. ``progress``
     defaults to "auto" (a notebook display in Jupyter, a bar on a terminal, plain lines in logs). Other
     keywords: see :func:`engine.sweep.sweep`."""
+    if analyse:
+        _preload(report=False)
     return open_store(sweep(spec, out, client, analyse=write_summary if analyse else None, progress=progress,
                             **kwargs))
 
 
-def _preload_report() -> threading.Thread:
-    """Import what the report needs (matplotlib, Jinja2, and dask.array, which xarray imports on first
+def _preload(report: bool) -> threading.Thread:
+    """Import what the analysis and the report import lazily (scipy.stats for the SMAA-2 confidence
+    factors' design rows; with ``report`` matplotlib, Jinja2 and dask.array, which xarray imports on first
     indexing) in a background thread while the sweep runs: the client mostly waits then, and these imports
-    are 1.5-2 s of the report otherwise. Joined before the report (which forks its drawing processes)."""
+    are 2-3 s after the sweep otherwise. Joined before the report (which forks its drawing processes)."""
 
     def imports() -> None:
-        with suppress(Exception):  # a failed import is raised, with its message, by the report itself
-            import dask.array  # noqa: F401
+        with suppress(Exception):  # a failed import is raised, with its message, where it is needed
+            from scipy.stats import qmc  # noqa: F401
 
-            from . import reporting  # noqa: F401
+            if report:
+                import dask.array  # noqa: F401
 
-    thread = threading.Thread(target=imports, name="rankstab-preload-report", daemon=True)
+                from . import reporting  # noqa: F401
+
+    thread = threading.Thread(target=imports, name="rankstab-preload", daemon=True)
     thread.start()
     return thread
 
@@ -76,7 +82,7 @@ def _run_cli(args, spec: Spec, bg: BackgroundCluster | None, where: dict, t0: fl
     mode = "quiet" if args.quiet or not sys.stderr.isatty() else "bar"
     kw = dict(synchronous=args.synchronous, progress=mode)
     analyse = not args.no_analyze or args.until_ci is not None
-    preload = _preload_report() if analyse and not args.no_report else None
+    preload = _preload(report=not args.no_report) if analyse else None
     path = sweep(spec, args.out, bg, resume=args.resume, overwrite=args.overwrite,
                  analyse=write_summary if analyse else None, worker_timeout=args.worker_timeout, **kw)
     el = time.perf_counter() - t0
