@@ -27,10 +27,11 @@ def run(spec: Spec | str | Path, out: str | Path | None = None, client=None, *, 
     analysis is written to its group ``analysis`` from the summaries the tasks accumulated. ``progress``
     defaults to "auto" (a notebook display in Jupyter, a bar on a terminal, plain lines in logs). Other
     keywords: see :func:`engine.sweep.sweep`."""
-    if analyse:
-        _preload(report=False)
-    return open_store(sweep(spec, out, client, analyse=write_summary if analyse else None, progress=progress,
-                            **kwargs))
+    preload = _preload(report=False) if analyse else None
+    path = sweep(spec, out, client, analyse=write_summary if analyse else None, progress=progress, **kwargs)
+    if preload is not None:
+        preload.join()  # done long before, but no import may be under way when a caller forks (the report)
+    return open_store(path)
 
 
 def _preload(report: bool) -> threading.Thread:
