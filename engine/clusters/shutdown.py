@@ -33,6 +33,21 @@ async def _close_worker(address: str, timeout: float) -> None:
             await remote.terminate(reason=STOP_REASON, timeout=timeout)
 
 
+HEARTBEAT_GRACE = 1.0  # s for a heartbeat already under way to finish once the heartbeats are stopped
+
+
+async def _stop_heartbeat(dask_worker) -> None:
+    """Stop a worker's heartbeats and let one under way finish (run on each worker before it is closed).
+    ``Worker.close`` stops the periodic heartbeat but then closes its connections while a heartbeat sent
+    just before may still wait on one; that heartbeat then logs "Failed to communicate with scheduler
+    during heartbeat" with a traceback (seen on a loaded node). The scheduler misses nothing: it removes
+    the worker when it closes."""
+    heartbeat = dask_worker.periodic_callbacks.get("heartbeat")
+    if heartbeat is not None:
+        heartbeat.stop()
+    await asyncio.sleep(HEARTBEAT_GRACE)
+
+
 async def _listening(address: str) -> bool:
     """Whether a process still accepts connections at ``address`` (a worker unregisters from the scheduler
     before its process, whose heartbeat could still fire, has ended)."""
@@ -54,6 +69,8 @@ async def shutdown(scheduler_file: str, wait: float = 60.0) -> int:
     async with Client(scheduler_file=scheduler_file, asynchronous=True, timeout=20) as client:
         workers = (await client.scheduler.identity(n_workers=-1))["workers"]
         addresses = [w.get("nanny") or addr for addr, w in workers.items()]
+        with suppress(Exception):  # a worker that cannot run it still closes, perhaps with that log line
+            await client.run(_stop_heartbeat, wait=True)
         await asyncio.gather(*(_close_worker(a, wait / 2) for a in addresses))
         deadline = time.monotonic() + wait
         while workers and time.monotonic() < deadline:
