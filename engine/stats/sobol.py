@@ -58,6 +58,12 @@ _PER_OUTPUT = ("shift", "total", "total2", "lo", "hi", "part", "boot", "load", "
 _DRAW_ROWS = 4096  # indices are drawn this many rows at a time (the same stream as one draw)
 
 
+def n_terms(D: int, second_order: bool) -> int:
+    """Raw terms per output of the estimators (see :func:`_fill_terms`): 2 + 3D for S1 and ST, plus D + D(D-1)/2
+    for S2."""
+    return 2 + 3 * D + (D + D * (D - 1) // 2 if second_order else 0)
+
+
 def _counts_t(n: int, R: int, seed: int | None) -> np.ndarray:
     """(n, R) resample counts as small unsigned integers (1 byte per base sample and resample), cached per
     process (the last few designs). Drawn in pieces, so no (n, R) index array is ever held."""
@@ -211,8 +217,8 @@ class SobolSums:
         self.second_order, self.step = second_order, 2 * D + 2 if design_so else D + 2
         self.integer, self.dtype, self.chunk_outputs = integer, np.dtype(dtype), chunk_outputs
         self.shift = np.broadcast_to(np.asarray(shift, np.float64), (M,)).copy()
-        self.T = 2 + 3 * D + (D + D * (D - 1) // 2 if second_order else 0)  # terms summed
-        self.Tb = self.T if second_order_conf else 2 + 3 * D  # terms bootstrapped (the first Tb)
+        self.T = n_terms(D, second_order)  # terms summed
+        self.Tb = n_terms(D, second_order and second_order_conf)  # terms bootstrapped (the first Tb)
         self.rows = 0
         self.total, self.total2 = np.zeros(M), np.zeros(M)
         self.lo, self.hi = np.full(M, np.inf), np.full(M, -np.inf)

@@ -35,7 +35,7 @@ from ..design import stability_rows
 from .given_run import GivenConfig, GivenData
 from .rankcorr import rank_correlations
 from .rankhist import RankHistogram, dense_fits
-from .sobol import SobolSums
+from .sobol import SobolSums, n_terms
 
 TOP_PAIRS = 10  # pairwise probabilities for this many top cities (by nominal overall rank)
 TARGETS = ("rank", "score")
@@ -236,8 +236,7 @@ SHARD_BYTES = 2**28  # shard the rank and score Sobol' sums over the workers abo
 
 def sums_bytes(plan: Plan) -> int:
     """Bytes of the float64 bootstrap sums of every rank and score output (what sharding divides)."""
-    D = plan.n_groups
-    T = 2 + 3 * D + (D + D * (D - 1) // 2 if plan.second_order and plan.second_order_conf else 0)
+    T = n_terms(plan.n_groups, plan.second_order and plan.second_order_conf)
     return 2 * plan.nominal_rank.size * T * plan.num_resamples * 8
 
 
