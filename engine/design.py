@@ -10,7 +10,6 @@ Everything here is a pure function of the spec (and its seed).
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from itertools import product
 
@@ -21,21 +20,16 @@ from .errors import UserError
 from .kernel import Batch, Prepared, evaluate
 from .methods import Prep, parse_option
 from .methods.weights import pca_weights
+from .sequence import sobol_points
 from .spec import AGG_LEVELS, Factor, Spec
 
 DISCRETE = ("normalisation", "aggregation", "outlier", "imputation", "exclude", "weight_scheme")
 
 
 def base_sequence(d: int, n: int, seed: int, skip: int = 0) -> np.ndarray:
-    """The first ``n`` points (after ``skip``) of a scrambled Sobol' sequence in ``d`` dimensions."""
-    from scipy.stats import qmc  # imported on first use: scipy.stats takes ~0.5 s to import
-
-    qrng = qmc.Sobol(d=d, scramble=True, seed=seed)
-    if skip:
-        qrng.fast_forward(int(skip))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # balance warning for n not a power of two
-        return qrng.random(n)
+    """The first ``n`` points (after ``skip``) of a scrambled Sobol' sequence in ``d`` dimensions (those of
+    ``scipy.stats.qmc.Sobol(d, scramble=True, seed=seed)``)."""
+    return sobol_points(d, n, int(seed), int(skip))
 
 
 def saltelli(n_factors: int, group_of: np.ndarray | None, n: int, second_order: bool, seed: int,

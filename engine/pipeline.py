@@ -27,27 +27,21 @@ def run(spec: Spec | str | Path, out: str | Path | None = None, client=None, *, 
     analysis is written to its group ``analysis`` from the summaries the tasks accumulated. ``progress``
     defaults to "auto" (a notebook display in Jupyter, a bar on a terminal, plain lines in logs). Other
     keywords: see :func:`engine.sweep.sweep`."""
-    preload = _preload(report=False) if analyse else None
     path = sweep(spec, out, client, analyse=write_summary if analyse else None, progress=progress, **kwargs)
-    if preload is not None:
-        preload.join()  # done long before, but no import may be under way when a caller forks (the report)
     return open_store(path)
 
 
-def _preload(report: bool) -> threading.Thread:
-    """Import what the analysis and the report import lazily (scipy.stats for the SMAA-2 confidence
-    factors' design rows; with ``report`` matplotlib, Jinja2 and dask.array, which xarray imports on first
-    indexing) in a background thread while the sweep runs: the client mostly waits then, and these imports
-    are 2-3 s after the sweep otherwise. Joined before the report (which forks its drawing processes)."""
+def _preload() -> threading.Thread:
+    """Import what the report imports lazily (matplotlib, Jinja2, and dask.array, which xarray imports on
+    first indexing) in a background thread while the sweep runs: the client mostly waits then, and these
+    imports take 1.5-2 s after the sweep otherwise. Joined before the report (which forks its drawing
+    processes)."""
 
     def imports() -> None:
         with suppress(Exception):  # a failed import is raised, with its message, where it is needed
-            from scipy.stats import qmc  # noqa: F401
+            import dask.array  # noqa: F401
 
-            if report:
-                import dask.array  # noqa: F401
-
-                from . import reporting  # noqa: F401
+            from . import reporting  # noqa: F401
 
     thread = threading.Thread(target=imports, name="rankstab-preload", daemon=True)
     thread.start()
@@ -83,7 +77,7 @@ def _run_cli(args, spec: Spec, bg: BackgroundCluster | None, where: dict, t0: fl
     mode = "quiet" if args.quiet or not sys.stderr.isatty() else "bar"
     kw = dict(synchronous=args.synchronous, progress=mode)
     analyse = not args.no_analyze or args.until_ci is not None
-    preload = _preload(report=not args.no_report) if analyse else None
+    preload = _preload() if analyse and not args.no_report else None
     path = sweep(spec, args.out, bg, resume=args.resume, overwrite=args.overwrite,
                  analyse=write_summary if analyse else None, worker_timeout=args.worker_timeout, **kw)
     el = time.perf_counter() - t0
@@ -108,6 +102,7 @@ def _run_cli(args, spec: Spec, bg: BackgroundCluster | None, where: dict, t0: fl
     print(summary_table(result))
     if not args.no_report:
         t1 = time.perf_counter()
+        assert preload is not None
         preload.join()
         from .reporting import report  # matplotlib and Jinja2: imported only when a report is written
 

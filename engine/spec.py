@@ -328,6 +328,8 @@ def _design(table: dict, source: str) -> Design:
     if s2_conf and not second:
         raise UserError(f"{where} second_order_conf = true needs second_order = true (S2 is only estimated then)")
     seed = _typed(table.get("seed", 0), int, f"{where} seed", "a whole number")
+    if seed < 0:
+        raise UserError(f"{where} seed is {seed}; use a whole number >= 0")
     chunk = _typed(table.get("chunk", 0), int, f"{where} chunk", "a whole number (0 = automatic)")
     if chunk < 0:
         raise UserError(f"{where} chunk is {chunk}; use 0 (automatic) or a positive number of scenarios")

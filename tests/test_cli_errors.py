@@ -87,6 +87,7 @@ SPEC_CASES = {
     "bad store mode": ('name = "gtii-2019"\ndescription', 'store = "everything"\nname = "gtii-2019"\ndescription',
                        "unknown", ),
     "negative chunk": ("chunk = 0 ", "chunk = -5 ", "chunk is -5"),
+    "negative seed": ("seed = 2019", "seed = -1", "seed is -1; use a whole number >= 0"),
     "bad factor kind": ('kind = "exclude"', 'kind = "exclusion"', 'did you mean "exclude"'),
     "duplicate choices": ('"arithmetic", "geometric", "harmonic"', '"arithmetic", "arithmetic"', "repeat"),
     "winsorise points not whole": ('outlier = "none"', 'outlier = "winsorise:2.5"', "whole number"),

@@ -33,6 +33,27 @@ def test_saltelli_equals_salib(second_order, groups):
     np.testing.assert_array_equal(saltelli(4, group_of, 64, second_order, seed=7), ref)
 
 
+@pytest.mark.parametrize("d", [1, 2, 7, 32, 54, 300])
+@pytest.mark.parametrize("seed", [0, 2019, 2**40 + 3])
+def test_sobol_points_equal_scipy(d, seed):
+    """rankstab's own scrambled Sobol' sequence (no scipy.stats import) is SciPy's, bit for bit, for any
+    slice: the first point alone, powers of two and not, offsets across the 2**k boundaries."""
+    import warnings
+
+    from scipy.stats import qmc
+
+    from engine.sequence import sobol_points
+
+    for skip, n in ((0, 1), (0, 2), (0, 1000), (1, 63), (127, 130), (4093, 8), (2**14 + 1, 257)):
+        q = qmc.Sobol(d=d, scramble=True, seed=seed)
+        if skip:
+            q.fast_forward(skip)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # n not a power of two
+            ref = q.random(n)
+        np.testing.assert_array_equal(sobol_points(d, n, seed, skip), ref, err_msg=f"skip={skip} n={n}")
+
+
 def test_default_spec_design_equals_salib():
     names = [f.name for f in GTII.factors]
     problem = {"num_vars": len(names), "names": names, "bounds": [[0, 1]] * len(names)}
