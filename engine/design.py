@@ -17,7 +17,7 @@ import numpy as np
 
 from .data import Tree
 from .errors import UserError
-from .kernel import Batch, Prepared, evaluate
+from .kernel import Batch, Prepared, evaluate, shared
 from .methods import Prep, parse_option
 from .methods.weights import pca_weights
 from .sequence import sobol_points
@@ -271,7 +271,7 @@ def check_combinations(spec: Spec) -> None:
     """Every preparation x aggregation combination that can occur must be computable (e.g. geometric
     needs positive values): each is evaluated once with nominal weights. Then every factor must be able to
     change something (:func:`check_effects`)."""
-    prep = Prepared(spec.ds)
+    prep = shared(spec.ds)
     norms = spec.choices_of("normalisation") or [str(spec.nominal.normalisation)]
     outs = spec.choices_of("outlier") or [str(spec.nominal.outlier)]
     imps = spec.choices_of("imputation") or [str(spec.nominal.imputation)]

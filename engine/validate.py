@@ -9,6 +9,7 @@ import os
 import shutil
 from pathlib import Path
 
+from .data import data_hash
 from .design import auto_chunk, check_combinations, scheme_order
 from .errors import UserError, check_output_folder, did_you_mean
 from .spec import Spec
@@ -29,10 +30,21 @@ CHOICES_WIDTH = 60
 
 def check(spec: Spec) -> Spec:
     """A parsed spec, checked as a run needs it: the rules below, and every preparation x aggregation it
-    can sample computable on its data (each evaluated once)."""
-    check_rules(spec)
-    check_combinations(spec)
+    can sample computable on its data (each evaluated once). A spec already checked, and not changed
+    since, is not checked again (``rankstab run`` checks before its cluster starts, then sweeps it: at
+    2000 cities the combinations take a second)."""
+    key = _fingerprint(spec)
+    if getattr(spec, "_checked", None) != key:
+        check_rules(spec)
+        check_combinations(spec)
+        spec._checked = key  # type: ignore[attr-defined]
     return spec
+
+
+def _fingerprint(spec: Spec) -> tuple:
+    """What the checks depend on: the spec's fields and its data (identity and content)."""
+    return (spec.text, spec.source, spec.name, spec.store, id(spec.ds), data_hash(spec.ds), repr(spec.nominal),
+            repr(spec.design), repr(spec.factors), repr(spec.weight_sets))
 
 
 def check_rules(spec: Spec) -> None:

@@ -15,7 +15,7 @@ import xarray as xr
 from .. import __version__
 from ..data import data_hash
 from ..design import auto_chunk, decode, nominal_row, weight_schemes
-from ..kernel import Prepared, evaluate
+from ..kernel import Prepared, evaluate, shared
 from ..spec import Spec
 from ..stats.rankhist import dense_fits
 from ..store import CHOICE_VARS, CONVENTIONS, STRING, VARIABLES, BigArray, city_column, create, describe
@@ -164,7 +164,7 @@ def varied_choices(spec: Spec) -> list[str]:
 
 
 def create_store(spec: Spec, path: Path) -> None:
-    prep = Prepared(spec.ds)
+    prep = shared(spec.ds)  # as the checks prepared it
     schemes = weight_schemes(spec, prep.tree, prep.data(spec.nominal.prep))
     chunk = auto_chunk(spec, spec.ds.sizes["city"], spec.ds.sizes["field"])
     create(path, *build_layout(spec, chunk, nominal(spec, prep, schemes), prep))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..design import decode, design_rows, row_labels, weight_schemes
-from ..kernel import Prepared, evaluate
+from ..kernel import Prepared, evaluate, shared
 from ..spec import Spec
 from ..stats.given import warm_up as given_warm_up
 from ..stats.given_run import make_config
@@ -54,7 +54,7 @@ def _build_state(job: Job) -> _Worker:
     store = open_meta(job.path)  # no dask inside a worker, and memory independent of the number of scenarios
     ds = dataset_from_store(store)
     spec = Spec.from_text(job.spec_text, source=store.attrs.get("spec_source", "<store>"), ds=ds)
-    prep = Prepared(spec.ds)
+    prep = shared(spec.ds)  # in the analysing process: as the spec checks prepared it
     schemes = weight_schemes(spec, prep.tree, prep.data(spec.nominal.prep))
     plan = Plan.from_store(store)
     if job.analyse:
