@@ -116,3 +116,19 @@ def test_per_level_aggregation_factors():
         '\n[[factor]]\nname = "agg_field"\nkind = "aggregation"\nlevel = "field"\nchoices = ["arithmetic", "harmonic"]\n')
     with pytest.raises(UserError, match="aggregation factors overlap"):
         Spec.from_text(overlapping)
+
+
+def test_a_checked_spec_is_checked_again_once_its_data_change():
+    """`rankstab run` checks a spec before its cluster starts and the sweep gets the checked spec: the checks
+    (and the shared prepared data) are reused only while the spec and its data are unchanged."""
+    from engine.kernel import shared
+    from engine.validate import load
+
+    spec = load(Spec.from_text(GTII.text, source=GTII.source, ds=GTII.ds.copy(deep=True)))  # changed below
+    assert load(spec) is spec
+    prep = shared(spec.ds)
+    assert shared(spec.ds.copy(deep=True)) is prep  # same content: same prepared data
+    spec.ds["value"].values[0, 0, 0] = -1.0  # in place: "none" normalisation with geometric needs positives
+    with pytest.raises(UserError, match="positive"):
+        load(spec)
+    assert shared(spec.ds) is not prep
