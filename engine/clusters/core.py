@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -136,13 +137,43 @@ def started(cfg: dict, *, timeout: float = CONNECT_TIMEOUT, submit: bool = True)
         _close(client, made)
 
 
+NOISY = ("distributed", "tornado", "asyncio")  #: the loggers of shutdown chatter
+
+
+def _quiet_worker(dask_worker) -> None:
+    """Run on each worker of a cluster rankstab started, just before closing it: no more heartbeats, and
+    no shutdown chatter. Otherwise a heartbeat sent as the scheduler closes logs "Failed to communicate
+    with scheduler during heartbeat" with a traceback from the worker's process (seen on a loaded machine)."""
+    heartbeat = dask_worker.periodic_callbacks.get("heartbeat")
+    if heartbeat is not None:
+        heartbeat.stop()
+    for name in NOISY:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _run_briefly(client: distributed.Client, function: Callable, timeout: float = 5.0) -> None:
+    """``client.run(function)`` on every worker, given at most ``timeout`` s (a busy worker is not waited
+    for: this only spares log lines), errors ignored."""
+
+    def run() -> None:
+        with suppress(Exception):
+            client.run(function)
+
+    thread = threading.Thread(target=run, name="rankstab-quiet-workers", daemon=True)
+    thread.start()
+    thread.join(timeout)
+
+
 def _close(client: distributed.Client | None, cluster: Any) -> None:
-    """Close quietly: shutdown chatter (closed comms, cancelled heartbeats) is not the user's concern."""
-    noisy = [logging.getLogger(n) for n in ("distributed", "tornado", "asyncio")]
+    """Close quietly: shutdown chatter (closed comms, cancelled heartbeats) is not the user's concern, in
+    this process nor (for a cluster started here) in the workers'."""
+    noisy = [logging.getLogger(n) for n in NOISY]
     levels = [lg.level for lg in noisy]
     for lg in noisy:
         lg.setLevel(logging.CRITICAL)
     try:
+        if client is not None and cluster is not None:
+            _run_briefly(client, _quiet_worker)
         if client is not None:
             with suppress(Exception):
                 client.close(timeout=10)
