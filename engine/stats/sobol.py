@@ -20,11 +20,12 @@ or grouping of the blocks.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
+from functools import cache
 
 import numba
 import numpy as np
 import numpy.typing as npt
-from scipy.linalg.blas import dgemm, sgemm
 
 _EPS = np.finfo(float).eps
 _CHUNK_TERMS = 4096  # outputs per chunk × terms per output: rows of one matmul
@@ -53,7 +54,15 @@ def resample_counts(n: int, num_resamples: int, seed: int | None) -> np.ndarray:
 
 
 _COUNTS: dict[tuple, np.ndarray] = {}
-_GEMM = {"f": sgemm, "d": dgemm}
+
+
+@cache
+def _gemm(char: str) -> Callable:
+    """BLAS gemm for float32 ("f") or float64 ("d"), imported on first use (scipy.linalg takes ~0.3 s to
+    import: a process that never accumulates Sobol' sums, such as a Monte Carlo run's client, skips it)."""
+    from scipy.linalg.blas import dgemm, sgemm
+
+    return {"f": sgemm, "d": dgemm}[char]
 _PER_OUTPUT = ("shift", "total", "total2", "lo", "hi", "part", "boot", "load", "bound")  # state arrays (M, ...)
 _DRAW_ROWS = 4096  # indices are drawn this many rows at a time (the same stream as one draw)
 
@@ -90,7 +99,7 @@ def _tally_draws(idx, counts):  # pragma: no cover - compiled
 def _accumulate(counts: np.ndarray, terms: np.ndarray, out: np.ndarray) -> None:
     """out (K, R) += terms (K, nb) @ counts (nb, R), in place (BLAS gemm with beta = 1: no temporary and no
     second pass over ``out``, which is large: every output x term x resample)."""
-    gemm = _GEMM[out.dtype.char]
+    gemm = _gemm(out.dtype.char)
     res = gemm(1.0, counts.T, terms.T, beta=1.0, c=out.T, overwrite_c=1)  # F-order views: no copies
     if not np.shares_memory(res, out):  # pragma: no cover - a BLAS wrapper that copied
         out[...] = res.T
