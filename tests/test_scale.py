@@ -333,3 +333,36 @@ def test_sharded_sobol_sums_equal_unsharded_and_salib(band_data, cluster, monkey
             got = b.sel(target=target).isel(city=c, field=1)
             np.testing.assert_allclose(got["S1"].values, ref["S1"], atol=1e-10)
             np.testing.assert_allclose(got["ST"].values, ref["ST"], atol=1e-10)
+
+
+def test_shard_buffer_gives_the_sums_of_one_pass(band_data, monkeypatch):
+    """A shard gathers chunks (arriving in any order) in a buffer and adds them together when it fills:
+    any buffer size, down to one chunk at a time, gives the same indices (rank outputs exactly, score
+    outputs to rounding: their float sums are added in another order)."""
+    import engine.stats.summary as summary
+
+    spec = band_spec(band_data, "sobol", 16, 24)
+    out = band_data / "sobol-buffer.zarr"
+    engine.run(spec, out=out, synchronous=True, overwrite=True)
+    store = xr.open_zarr(out)
+    plan = Plan.from_store(store)
+    n = int(store.attrs["n_scenarios"])
+    ranks, scores = (store[v].values.reshape(n, -1) for v in ("rank", "score"))
+    chunks = list(range(-(-n // plan.chunk)))[::-1]  # last chunk first
+    results = []
+    for size in (1, 3 * 24 * ranks.shape[1] * 6, 2**30):  # bytes: every chunk alone, a few at a time, all
+        monkeypatch.setattr(summary, "SHARD_BUFFER", size)
+        shard = summary.SobolShard(plan, 0, 1)
+        for k in chunks:
+            a, b = plan.bounds(k)
+            shard.add(k, a // plan.block_size, ranks[a:b], scores[a:b])
+            shard.add(k, a // plan.block_size, ranks[a:b], scores[a:b])  # a chunk counts once
+        results.append(shard.result(0.95))
+    for got in results[1:]:
+        for target in ("rank", "score"):
+            for key, value in results[0][target].items():
+                if target == "rank":
+                    np.testing.assert_array_equal(got[target][key], value, err_msg=key)
+                else:
+                    tol = 1e-4 if "conf" in key else 1e-9
+                    np.testing.assert_allclose(got[target][key], value, rtol=tol, atol=tol, err_msg=key)

@@ -187,6 +187,30 @@ def test_integer_sums_exact_across_flushes_processes_and_blockings():
             np.testing.assert_array_equal(got[key], ref[key], err_msg=f"{key}, blocks of {cut}")
 
 
+@pytest.mark.parametrize("compact", [False, True])
+def test_blocks_added_in_any_order_and_grouping(compact):
+    """Blocks gathered from scattered chunks (as a shard of a large sweep buffers them) and added with their
+    base-sample indices give exactly the sums of one pass in order (integer outputs: exact)."""
+    problem = sobol_problem(list("abcd"))
+    N, D = 256, 4
+    step = D + 2
+    Y = np.rint(model(design(problem, N, False), M=5) * 15).astype(np.int64)
+    ref = sobol_indices(Y, D, second_order=False, dtype=np.float64, keep_resamples=True)
+    rng = np.random.default_rng(3)
+    order = rng.permutation(N)
+    sums = es.SobolSums(5, D, N, integer=True, seed=0, compact=compact)
+    for group in np.array_split(order, 11):
+        rows = (group[:, None] * step + np.arange(step)[None, :]).ravel()
+        sums.add(Y[rows], group)
+    got = sums.result(keep_resamples=True)
+    for key in ref:
+        np.testing.assert_array_equal(got[key], ref[key], err_msg=key)
+    with pytest.raises(ValueError, match="base sample indices"):
+        sums.add(Y[:step], np.array([0, 1]))
+    with pytest.raises(ValueError, match="outside"):
+        sums.add(Y[:step], np.array([N]))
+
+
 def test_affine_invariance_and_one_dimensional_input():
     problem = sobol_problem(list("abc"))
     Y = model(design(problem, 256, True), M=2)

@@ -319,14 +319,21 @@ class SobolSums:
         self.bound[sl] += self.load[sl]
         self.load[sl] = 0
 
-    def add(self, Y: np.ndarray, first: int) -> None:
-        """Add whole blocks: ``Y`` (blocks*step, M) are the rows of base samples ``first``, ``first`` + 1, ..."""
+    def add(self, Y: np.ndarray, first: int | npt.ArrayLike) -> None:
+        """Add whole blocks: ``Y`` (blocks*step, M) are the rows of base samples ``first``, ``first`` + 1, ...
+        or, with ``first`` an array of one index per block, of those base samples (each added once overall).
+
+        Every call passes once over all the bootstrap sums (M x terms x resamples), whatever the number of
+        blocks: callers with few blocks at a time and many outputs gather several calls' blocks into one."""
         Y = np.asarray(Y).reshape(len(Y), -1)
         if len(Y) % self.step or Y.shape[1] != self.M:
             raise ValueError(f"Y has shape {Y.shape}: need whole blocks of {self.step} rows and {self.M} outputs")
         nb_all = len(Y) // self.step
-        if first < 0 or first + nb_all > self.n:
-            raise ValueError(f"base samples {first}..{first + nb_all} are outside 0..{self.n}")
+        base = np.arange(first, first + nb_all) if np.ndim(first) == 0 else np.asarray(first, np.int64)
+        if len(base) != nb_all:
+            raise ValueError(f"{len(base)} base sample indices for {nb_all} blocks")
+        if nb_all and (base.min() < 0 or base.max() >= self.n):
+            raise ValueError(f"base samples {base.min()}..{base.max() + 1} are outside 0..{self.n}")
         s, s2, lo, hi = _moments(Y, self.shift)
         self.total += s
         self.total2 += s2
@@ -343,8 +350,7 @@ class SobolSums:
             self.acc = np.zeros((M, T, R), self.dtype)
         for i0 in range(0, nb_all, block):
             nb = min(block, nb_all - i0)
-            rows = slice(first + i0, first + i0 + nb)
-            block_counts = _counts_t(self.n, R, self.seed)[rows]
+            block_counts = _counts_t(self.n, R, self.seed)[base[i0:i0 + nb]]
             colmax = float(block_counts.sum(axis=0, dtype=np.int64).max())
             as_dtype = {}  # the block's counts in each matmul dtype
             # what this block adds to each output's bound: integers stay exact in float32 below 2^24;

@@ -232,6 +232,7 @@ def output_slice(n_outputs: int, part: int, parts: int) -> tuple[int, int]:
 
 
 SHARD_BYTES = 2**28  # shard the rank and score Sobol' sums over the workers above this size (float64)
+SHARD_BUFFER = 2**26  # bytes of chunk outputs a shard gathers before adding them to its sums
 
 
 def sums_bytes(plan: Plan) -> int:
@@ -242,7 +243,11 @@ def sums_bytes(plan: Plan) -> int:
 
 class SobolShard:
     """One worker's share of a sharded sweep's Sobol' sums: the rank and score outputs [lo, hi) of every
-    chunk, whichever worker computed it (compact sums: see ``SobolSums``). Chunks count once."""
+    chunk, whichever worker computed it (compact sums: see ``SobolSums``). Chunks count once.
+
+    A chunk of a large index holds few Saltelli blocks (2 at 2000 cities x 21 fields), and each
+    ``SobolSums.add`` passes over all the shard's bootstrap sums (700 MB there): so the chunks' rows are
+    gathered in a buffer of about :data:`SHARD_BUFFER` bytes and added together (:meth:`flush`)."""
 
     def __init__(self, plan: Plan, part: int, parts: int) -> None:
         self.plan, self.part, self.parts = plan, part, parts
@@ -250,16 +255,42 @@ class SobolShard:
         self.sums = sobol_sums(plan, self.lo, self.hi, compact=True)
         self.chunks: set[int] = set()
         self.lock = threading.Lock()  # tasks of one worker may run in several threads
+        self._rows = 0  # rows held in the buffers
+        self._base: list[np.ndarray] = []  # their base samples
+        self._ranks: np.ndarray | None = None
+        self._scores: np.ndarray | None = None
 
     def add(self, k: int, first: int, ranks: np.ndarray, scores: np.ndarray) -> None:
         """Add chunk ``k``'s rank and score outputs of this share (rows, hi - lo), from base sample ``first``."""
         if k in self.chunks:
             return
-        self.sums["rank"].add(ranks, first)
-        self.sums["score"].add(scores, first)
+        n = len(ranks)
+        width = self.hi - self.lo
+        cap = max(n, SHARD_BUFFER // max(1, width * (ranks.itemsize + scores.itemsize)))
+        if self._ranks is None or self._rows + n > len(self._ranks) or self._ranks.dtype != ranks.dtype \
+                or self._scores.dtype != scores.dtype:
+            self.flush()
+            if self._ranks is None or len(self._ranks) < n or self._ranks.dtype != ranks.dtype \
+                    or self._scores.dtype != scores.dtype:
+                self._ranks = np.empty((cap, width), ranks.dtype)
+                self._scores = np.empty((cap, width), scores.dtype)
+        self._ranks[self._rows:self._rows + n] = ranks.reshape(n, width)
+        self._scores[self._rows:self._rows + n] = scores.reshape(n, width)
+        self._rows += n
+        self._base.append(np.arange(first, first + n // self.sums["rank"].step))
         self.chunks.add(k)
 
+    def flush(self) -> None:
+        """Add the buffered chunks to the sums."""
+        if self._rows:
+            base = np.concatenate(self._base)
+            self.sums["rank"].add(self._ranks[:self._rows], base)
+            self.sums["score"].add(self._scores[:self._rows], base)
+        self._rows, self._base = 0, []
+
     def result(self, conf_level: float) -> dict[str, dict]:
+        self.flush()
+        self._ranks = self._scores = None
         return {name: s.result(conf_level) for name, s in self.sums.items()}
 
 
