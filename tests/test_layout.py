@@ -9,7 +9,7 @@ from pathlib import Path
 ENGINE = Path(__file__).resolve().parents[1] / "engine"
 
 # Bottom to top: each room may import the rooms listed before it (and itself).
-FLOORS = ["errors", "data", "methods", "kernel", "spec", "design", "validate", "stats", "store", "clusters",
+FLOORS = ["errors", "data", "methods", "kernel", "spec", "sequence", "design", "validate", "stats", "store", "clusters",
           "sweep", "analysis", "reporting", "pipeline", "cli"]
 
 
