@@ -96,13 +96,22 @@ def _tally_draws(idx, counts):  # pragma: no cover - compiled
             counts[idx[i, r], r] += 1
 
 
-def _accumulate(counts: np.ndarray, terms: np.ndarray, out: np.ndarray) -> None:
-    """out (K, R) += terms (K, nb) @ counts (nb, R), in place (BLAS gemm with beta = 1: no temporary and no
-    second pass over ``out``, which is large: every output x term x resample)."""
+def _accumulate(counts: np.ndarray, terms: np.ndarray, out: np.ndarray, beta: float = 1.0) -> None:
+    """out (K, R) = beta * out + terms (K, nb) @ counts (nb, R), in place (BLAS gemm: no temporary and no
+    second pass over ``out``, which is large: every output x term x resample). beta = 0: out is not read."""
     gemm = _gemm(out.dtype.char)
-    res = gemm(1.0, counts.T, terms.T, beta=1.0, c=out.T, overwrite_c=1)  # F-order views: no copies
+    res = gemm(1.0, counts.T, terms.T, beta=beta, c=out.T, overwrite_c=1)  # F-order views: no copies
     if not np.shares_memory(res, out):  # pragma: no cover - a BLAS wrapper that copied
         out[...] = res.T
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_into(target, values):  # pragma: no cover - compiled
+    """target (K, R) += values (K, R) in one pass, converted to target's dtype (int32 sums of integer-valued float32
+    products, exact below 2^24: see SobolSums.add)."""
+    for i in range(target.shape[0]):
+        for j in range(target.shape[1]):
+            target[i, j] += values[i, j]
 
 
 _FASTMATH = {"reassoc", "contract"}  # lets sums vectorise; NaN/inf semantics kept
@@ -301,14 +310,13 @@ class SobolSums:
         return self.boot
 
     def _add_boot(self, target: np.ndarray, counts: np.ndarray, terms: np.ndarray, scratch: np.ndarray) -> None:
-        """target (K, R) += terms (K, nb) @ counts (nb, R): in place when the dtypes agree, else through a
-        zeroed ``scratch`` (K, R) in the terms' dtype (exact for integers in range)."""
+        """target (K, R) += terms (K, nb) @ counts (nb, R): in place when the dtypes agree, else through
+        ``scratch`` (K, R) in the terms' dtype (exact for integers in range)."""
         if target.dtype == terms.dtype:
             _accumulate(counts, terms, target)
             return
-        scratch[...] = 0
-        _accumulate(counts, terms, scratch)
-        np.add(target, scratch, out=target, casting="unsafe")
+        _accumulate(counts, terms, scratch, beta=0.0)
+        _add_into(target, scratch)
 
     def flush(self, sl: slice = slice(None)) -> None:
         """Add the in-place accumulator of outputs ``sl`` into the float64 bootstrap sums."""
