@@ -63,6 +63,8 @@ def _gemm(char: str) -> Callable:
     from scipy.linalg.blas import dgemm, sgemm
 
     return {"f": sgemm, "d": dgemm}[char]
+
+
 _PER_OUTPUT = ("shift", "total", "total2", "lo", "hi", "part", "boot", "load", "bound")  # state arrays (M, ...)
 _DRAW_ROWS = 4096  # indices are drawn this many rows at a time (the same stream as one draw)
 
@@ -107,8 +109,8 @@ def _accumulate(counts: np.ndarray, terms: np.ndarray, out: np.ndarray, beta: fl
 
 @numba.njit(cache=True, nogil=True)
 def _add_into(target, values):  # pragma: no cover - compiled
-    """target (K, R) += values (K, R) in one pass, converted to target's dtype (int32 sums of integer-valued float32
-    products, exact below 2^24: see SobolSums.add)."""
+    """target (K, R) += values (K, R) in one pass, converted to target's dtype (int32 sums of integer-valued
+    float32 products, exact below 2^24: see SobolSums.add)."""
     for i in range(target.shape[0]):
         for j in range(target.shape[1]):
             target[i, j] += values[i, j]

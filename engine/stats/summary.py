@@ -255,7 +255,7 @@ class SobolShard:
         self.sums = sobol_sums(plan, self.lo, self.hi, compact=True)
         self.chunks: set[int] = set()
         self.lock = threading.Lock()  # tasks of one worker may run in several threads
-        self._rows = 0  # rows held in the buffers
+        self._rows = 0  # rows held in the buffers (the chunks' dtypes: int16 ranks, float32 scores)
         self._base: list[np.ndarray] = []  # their base samples
         self._ranks: np.ndarray | None = None
         self._scores: np.ndarray | None = None
@@ -264,16 +264,12 @@ class SobolShard:
         """Add chunk ``k``'s rank and score outputs of this share (rows, hi - lo), from base sample ``first``."""
         if k in self.chunks:
             return
-        n = len(ranks)
-        width = self.hi - self.lo
-        cap = max(n, SHARD_BUFFER // max(1, width * (ranks.itemsize + scores.itemsize)))
-        if self._ranks is None or self._rows + n > len(self._ranks) or self._ranks.dtype != ranks.dtype \
-                or self._scores.dtype != scores.dtype:
+        n, width = len(ranks), self.hi - self.lo
+        if self._ranks is not None and self._rows + n > len(self._ranks):
             self.flush()
-            if self._ranks is None or len(self._ranks) < n or self._ranks.dtype != ranks.dtype \
-                    or self._scores.dtype != scores.dtype:
-                self._ranks = np.empty((cap, width), ranks.dtype)
-                self._scores = np.empty((cap, width), scores.dtype)
+        if self._ranks is None or n > len(self._ranks):
+            cap = max(n, SHARD_BUFFER // max(1, width * (ranks.itemsize + scores.itemsize)))
+            self._ranks, self._scores = np.empty((cap, width), ranks.dtype), np.empty((cap, width), scores.dtype)
         self._ranks[self._rows:self._rows + n] = ranks.reshape(n, width)
         self._scores[self._rows:self._rows + n] = scores.reshape(n, width)
         self._rows += n
