@@ -628,6 +628,20 @@ def test_fuzz_command_lines(fuzz_ws, argv):
 
 # ------------------------------------------------------------------------------------------- faults
 
+def _ctrl_c_as_a_shell() -> None:
+    """In the child before exec: SIGINT unblocked and at its default, as a user's shell starts a command.
+    Both are inherited, and twice in the full suite (pytest-xdist, 2 processes) a child ignored this test's
+    SIGINT and ran to its end, while it never did alone (the state of the test process is in the message)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _sigint_state() -> str:
+    status = Path("/proc/self/status").read_text() if Path("/proc/self/status").exists() else ""
+    masks = " ".join(line for line in status.splitlines() if line.startswith(("SigBlk", "SigIgn")))
+    return f"SIGINT handler {signal.getsignal(signal.SIGINT)!r}; {masks}"
+
+
 def test_interrupted_overwrite_keeps_the_old_store(tmp_path, base_store):
     """`--overwrite` builds the new store beside the old one: Ctrl-C in the middle of the run leaves the old
     store byte for byte as it was, and removes the partial new one; a leftover of a killed run (a staged
@@ -641,7 +655,7 @@ def test_interrupted_overwrite_keeps_the_old_store(tmp_path, base_store):
     long = write(tmp_path / "long.toml", edit(MC, "n = 8", "n = 200000").replace("chunk = 4", "chunk = 400"))
     proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", str(long), "--out", str(old), "--overwrite",
                              "--synchronous", "--no-analyze"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, preexec_fn=_ctrl_c_as_a_shell)
     try:
         t0 = time.time()
         staged = []
@@ -659,7 +673,7 @@ def test_interrupted_overwrite_keeps_the_old_store(tmp_path, base_store):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, err
+    assert proc.returncode == 130, f"{err}\n(this process: {_sigint_state()})"
     assert "interrupted" in err and "Traceback" not in err
     assert tree(old) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["base.zarr", "long.toml"]
