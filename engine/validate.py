@@ -42,9 +42,9 @@ def check(spec: Spec) -> Spec:
 
 
 def _fingerprint(spec: Spec) -> tuple:
-    """What the checks depend on: the spec's fields and its data (identity and content)."""
-    return (spec.text, spec.source, spec.name, spec.store, id(spec.ds), data_hash(spec.ds), repr(spec.nominal),
-            repr(spec.design), repr(spec.factors), repr(spec.weight_sets))
+    """What the checks depend on: the spec's fields and the content of its data."""
+    return (spec.text, spec.source, spec.name, spec.store, data_hash(spec.ds), repr(spec.nominal), repr(spec.design),
+            repr(spec.factors), repr(spec.weight_sets))
 
 
 def check_rules(spec: Spec) -> None:

@@ -27,6 +27,7 @@ import distributed
 from ..errors import UserError
 from . import jobqueue, local
 from .config import lifetime, resolve, worker_env
+from .shutdown import NOISY, quiet_worker
 
 CONNECT_TIMEOUT = 10.0
 WORKER_TIMEOUT = 120.0
@@ -137,20 +138,6 @@ def started(cfg: dict, *, timeout: float = CONNECT_TIMEOUT, submit: bool = True)
         _close(client, made)
 
 
-NOISY = ("distributed", "tornado", "asyncio")  #: the loggers of shutdown chatter
-
-
-def _quiet_worker(dask_worker) -> None:
-    """Run on each worker of a cluster rankstab started, just before closing it: no more heartbeats, and
-    no shutdown chatter. Otherwise a heartbeat sent as the scheduler closes logs "Failed to communicate
-    with scheduler during heartbeat" with a traceback from the worker's process (seen on a loaded machine)."""
-    heartbeat = dask_worker.periodic_callbacks.get("heartbeat")
-    if heartbeat is not None:
-        heartbeat.stop()
-    for name in NOISY:
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-
-
 def _run_briefly(client: distributed.Client, function: Callable, timeout: float = 5.0) -> None:
     """``client.run(function)`` on every worker, given at most ``timeout`` s (a busy worker is not waited
     for: this only spares log lines), errors ignored."""
@@ -173,7 +160,7 @@ def _close(client: distributed.Client | None, cluster: Any) -> None:
         lg.setLevel(logging.CRITICAL)
     try:
         if client is not None and cluster is not None:
-            _run_briefly(client, _quiet_worker)
+            _run_briefly(client, quiet_worker)
         if client is not None:
             with suppress(Exception):
                 client.close(timeout=10)

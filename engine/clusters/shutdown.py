@@ -15,6 +15,7 @@ leaves the scheduler before its process ends). Every ``dask worker``/dask-mpi pr
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 from contextlib import suppress
@@ -34,17 +35,26 @@ async def _close_worker(address: str, timeout: float) -> None:
 
 
 HEARTBEAT_GRACE = 1.0  # s for a heartbeat already under way to finish once the heartbeats are stopped
+NOISY = ("distributed", "tornado", "asyncio")  #: the loggers of shutdown chatter
 
 
-async def _stop_heartbeat(dask_worker) -> None:
-    """Stop a worker's heartbeats and let one under way finish (run on each worker before it is closed).
-    ``Worker.close`` stops the periodic heartbeat but then closes its connections while a heartbeat sent
-    just before may still wait on one; that heartbeat then logs "Failed to communicate with scheduler
-    during heartbeat" with a traceback (seen on a loaded node). The scheduler misses nothing: it removes
-    the worker when it closes."""
+def quiet_worker(dask_worker) -> None:
+    """Run on each worker just before it is closed: no more heartbeats, and no shutdown chatter from its
+    process. ``Worker.close`` stops the periodic heartbeat but then closes its connections while a
+    heartbeat sent just before may still wait on one; that heartbeat then logs "Failed to communicate with
+    scheduler during heartbeat" with a traceback (seen on a loaded node). The scheduler misses nothing: it
+    removes the worker when it closes. (Also used by :func:`engine.clusters.core` for the clusters
+    rankstab starts.)"""
     heartbeat = dask_worker.periodic_callbacks.get("heartbeat")
     if heartbeat is not None:
         heartbeat.stop()
+    for name in NOISY:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+async def _stop_heartbeat(dask_worker) -> None:
+    """:func:`quiet_worker`, then time for a heartbeat already under way to finish."""
+    quiet_worker(dask_worker)
     await asyncio.sleep(HEARTBEAT_GRACE)
 
 
