@@ -706,6 +706,37 @@ def test_full_disk_during_analysis_keeps_the_old_analysis(tmpfs, base_store):
     assert rankstab("analyze", str(store)).code == 0
 
 
+def test_a_staged_folder_is_removed_while_a_failed_write_settles(tmp_path, monkeypatch):
+    """After a failed zarr write, the writes of the same call still in flight on zarr's I/O thread remove
+    their temporary files while rankstab deletes the staged folder, and may recreate it (seen once in CI:
+    "zarr.<id>.partial: no such file or directory" instead of "cannot write the analysis"). A file that
+    vanishes meanwhile is fine, and a folder written again within the settling time is deleted again."""
+    import threading
+
+    from engine.store.atomic import remove_tree
+
+    staged = tmp_path / ".run.zarr.new-0123456789ab"
+    (staged / "analysis").mkdir(parents=True)
+    for name in ("zarr.0123.partial", "zarr.json", "c0"):
+        (staged / "analysis" / name).write_text("x")
+    real = os.unlink
+
+    def unlink_after_zarr(name, *args, **kwargs):  # zarr's thread removes its temporary file first
+        if str(name).endswith(".partial"):
+            real(name, *args, **kwargs)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", unlink_after_zarr)
+    late = threading.Timer(0.15, lambda: (staged / "analysis").mkdir(parents=True, exist_ok=True))
+    late.start()  # a write still in flight makes its folder again after the first removal
+    remove_tree(staged, settle=0.5)
+    late.join()
+    assert not staged.exists()
+    monkeypatch.undo()
+    with pytest.raises(FileNotFoundError):  # (the monkeypatched unlink did raise what rmtree now tolerates)
+        unlink_after_zarr(tmp_path / "gone.partial")
+
+
 def test_overwrite_failing_while_the_store_is_created(tmp_path, base_store, monkeypatch):
     """A spec that passes every check but whose store cannot be created (here: the disk fills up once
     the layout is written) leaves the store it was to replace byte for byte as it was."""

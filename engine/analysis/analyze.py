@@ -246,15 +246,17 @@ def write_analysis(path: Path, out: xr.Dataset) -> None:
     store, then renamed into it (the previous analysis is moved out first and deleted last)."""
     path = Path(path)
     staged = staging_path(path)
+    written = False
     try:
         vlen_strings(out).to_zarr(str(staged), mode="w-", zarr_format=3, consolidated=False)
+        written = True
         swap_in(staged, path / "analysis", trash=trash_path(path))
         consolidate(path)
     except OSError as exc:
         raise UserError(f"{path}: cannot write the analysis ({(exc.strerror or str(exc)).lower()}); the previous "
                         f"analysis, if any, is unchanged; check space and permissions") from None
     finally:
-        remove_tree(staged)
+        remove_tree(staged, settle=0.0 if written else 0.5)  # a failed write may still have writes in flight
 
 
 def open_analysis(path: str | Path) -> xr.Dataset:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -45,13 +46,26 @@ def stale_siblings(path: Path) -> list[Path]:
                   len(prefixes[0]) + 12)
 
 
-def remove_tree(path: Path) -> None:
-    """Delete a folder (or file) if it exists."""
+def remove_tree(path: Path, settle: float = 0.0) -> None:
+    """Delete a folder (or file) if it exists; entries that vanish meanwhile are fine. ``settle`` > 0: then
+    watch it for that many seconds and delete it again should it reappear (after a failed zarr write, the
+    writes of the same call still in flight on zarr's I/O thread create and remove files for a moment)."""
     path = Path(path)
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
+    deadline = time.monotonic() + settle
+    while True:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, onerror=_missing_is_fine)
+        elif path.exists() or path.is_symlink():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(0.05)
+
+
+def _missing_is_fine(func, name: str, exc_info) -> None:
+    if not issubclass(exc_info[0], FileNotFoundError):
+        raise exc_info[1]
 
 
 def swap_in(new: Path, path: Path, trash: Path | None = None) -> None:

@@ -139,7 +139,7 @@ def sweep(spec: Spec | str | Path, out: str | Path | None = None, client=None, *
             try:
                 create_store(spec, staged)
             except BaseException:
-                remove_tree(staged)  # the layout was not fully written: nothing existing was touched
+                remove_tree(staged, settle=0.5)  # not fully written (writes may be in flight): nothing existing was touched
                 raise
             if path.exists() and max_chunks is None:
                 target = staged  # replacing a store: it stays as it is until the new one is complete
