@@ -54,18 +54,15 @@ def remove_tree(path: Path, settle: float = 0.0) -> None:
     deadline = time.monotonic() + settle
     while True:
         if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, onerror=_missing_is_fine)
-        elif path.exists() or path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         if time.monotonic() >= deadline:
-            return
+            break
         time.sleep(0.05)
-
-
-def _missing_is_fine(func, name: str, exc_info) -> None:
-    if not issubclass(exc_info[0], FileNotFoundError):
-        raise exc_info[1]
+    if path.is_dir() and not path.is_symlink():  # what could not be deleted: the error says why
+        shutil.rmtree(path)
 
 
 def swap_in(new: Path, path: Path, trash: Path | None = None) -> None:
