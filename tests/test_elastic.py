@@ -148,6 +148,26 @@ def test_sigterm_stops_cleanly_with_the_exact_count_then_resumes(dask, spec, ref
     assert_same(reference, out)
 
 
+def test_a_lost_analysis_is_made_again_by_the_workers_that_gave_their_summaries(dask, spec, reference, tmp_path):
+    """The worker's summary of a finished run was handed over (it now holds an empty one for the same store);
+    the analysis group is lost (a failed write, a user's rm); --resume on the same cluster computes no chunk
+    and makes the analysis again, the same bit for bit (seen in CI: the empty summary failed to load)."""
+    import shutil
+
+    dask.add_worker()
+    dask.wait_workers(1)
+    out = tmp_path / "run.zarr"
+    first = run(spec, out, dask)
+    _, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err
+    shutil.rmtree(out / "analysis")
+    again = run(spec, out, dask)
+    _, err = again.communicate(timeout=600)
+    assert again.returncode == 0, err
+    assert f"resuming {out}: 0 of 64 chunks to compute" in err
+    assert_same(reference, out)
+
+
 @pytest.mark.parametrize("sig, code, says", [(signal.SIGINT, 130, "interrupted"),
                                              (signal.SIGUSR1, 75, "stopped by SIGUSR1"),
                                              (signal.SIGHUP, 75, "stopped by SIGHUP")])

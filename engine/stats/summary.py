@@ -395,7 +395,7 @@ class Summary:
         out.n_stability = int(state["n_stability"])
         if "first_cells" in state:
             out.first_cells = np.array(state["first_cells"], np.int64)
-            out.first_wsum = np.array(state["first_wsum"], np.int64).reshape(len(out.first_cells), 2, -1)
+            out.first_wsum = np.array(state["first_wsum"], np.int64).reshape(len(out.first_cells), 2, plan.n_nodes)
         for name in STATS:
             cuts = np.cumsum(state[f"{name}_sizes"])[:-1]
             out.dist[name] = list(zip(np.split(np.array(state[f"{name}_values"]), cuts),
