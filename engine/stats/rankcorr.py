@@ -43,12 +43,13 @@ def rank_correlations(samples: np.ndarray, reference: np.ndarray,
     if x.ndim != 3 or ref.ndim != 2 or x.shape[1:] != ref.shape:
         raise ValueError(f"samples (scenario, item, field) {x.shape} and reference (item, field) {ref.shape} "
                          f"do not match")
+    orders = np.ascontiguousarray(np.argsort(ref, axis=0, kind="stable").T)  # (field, item): sorted once, here
     if x.dtype.kind in "iu" and x.size and x.shape[1] >= 2:
         lo, hi = int(x.min()), int(x.max())
         if hi - lo < max(COUNTING_SPAN * x.shape[1], 64):  # values as array indices: the counting path
             xt = np.ascontiguousarray(x.transpose(2, 0, 1))  # (field, scenario, item): gathers stay in cache
-            return _correlations_counting(xt, ref, float(constant), lo, hi - lo + 1)
-    return _correlations(x, ref, float(constant))
+            return _correlations_counting(xt, ref, orders, float(constant), lo, hi - lo + 1)
+    return _correlations(x, ref, orders, float(constant))
 
 
 COUNTING_SPAN = 4  # integer samples spanning up to this many values per item take the counting path
@@ -110,47 +111,27 @@ def _sort_count(key, idx, buf, lo, hi):  # pragma: no cover - compiled
         in_buf = not in_buf
         width *= 2
     if in_buf:
-        idx[lo:hi] = buf[lo:hi]
+        for i in range(lo, hi):
+            idx[i] = buf[i]
     return inv
 
 
 @numba.njit(cache=True, nogil=True)
-def _correlations(x, ref, constant):  # pragma: no cover - compiled
+def _correlations(x, ref, orders, constant):  # pragma: no cover - compiled
     n_s, n, n_f = x.shape
     rho = np.full((n_s, n_f), constant)
     tau = np.full((n_s, n_f), constant)
     if n < 2:
         return rho, tau
     tot = np.int64(n) * (n - 1) // 2
-    col = np.empty(n, ref.dtype)
-    order = np.empty(n, np.int64)
     group = np.empty(n, np.int64)  # reference tie group of each position (in reference order)
     rx = np.empty(n, np.int64)  # 2 * average reference rank - (n + 1), by position
     key = np.empty(n, x.dtype)  # the sample, by position
     idx = np.empty(n, np.int64)
     buf = np.empty(n, np.int64)
     for f in range(n_f):
-        for i in range(n):
-            col[i] = ref[i, f]
-        order[:] = np.argsort(col, kind="mergesort")
-        # reference ties, groups and centred doubled average ranks: once per field
-        x_tie = np.int64(0)
-        sxx = np.int64(0)
-        g = 0
-        a = 0
-        while a < n:
-            b = a + 1
-            while b < n and col[order[b]] == col[order[a]]:
-                b += 1
-            v = np.int64(a + 1 + b - (n + 1))
-            for i in range(a, b):
-                group[i] = g
-                rx[i] = v
-            t = np.int64(b - a)
-            x_tie += t * (t - 1) // 2
-            sxx += t * v * v
-            g += 1
-            a = b
+        order = orders[f]
+        x_tie, sxx = _reference_ties(ref, f, order, group, rx)
         if x_tie == tot:
             continue  # constant reference
         for s in range(n_s):
@@ -202,21 +183,17 @@ def _correlations(x, ref, constant):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _reference_order(ref, f, order, group, rx):  # pragma: no cover - compiled
-    """Sort field ``f`` of the reference: ``order`` (stable), per position its tie ``group`` and ``rx``
+def _reference_ties(ref, f, order, group, rx):  # pragma: no cover - compiled
+    """Field ``f`` of the reference in its sorted ``order``: per position its tie ``group`` and ``rx``
     (2 * average rank - (n + 1)); return the reference's tied pairs and the sum of rx squared."""
     n = len(order)
-    col = np.empty(n, ref.dtype)
-    for i in range(n):
-        col[i] = ref[i, f]
-    order[:] = np.argsort(col, kind="mergesort")
     x_tie = np.int64(0)
     sxx = np.int64(0)
     g = 0
     a = 0
     while a < n:
         b = a + 1
-        while b < n and col[order[b]] == col[order[a]]:
+        while b < n and ref[order[b], f] == ref[order[a], f]:
             b += 1
         v = np.int64(a + 1 + b - (n + 1))
         for i in range(a, b):
@@ -231,14 +208,13 @@ def _reference_order(ref, f, order, group, rx):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _correlations_counting(xt, ref, constant, lo, span):  # pragma: no cover - compiled
+def _correlations_counting(xt, ref, orders, constant, lo, span):  # pragma: no cover - compiled
     """As :func:`_correlations` for integer samples ``xt`` (field, scenario, item) with values in lo ..
     lo + span - 1 (see the module docstring): the same integer sums, by counting instead of sorting."""
     n_f, n_s, n = xt.shape
     rho = np.full((n_s, n_f), constant)
     tau = np.full((n_s, n_f), constant)
     tot = np.int64(n) * (n - 1) // 2
-    order = np.empty(n, np.int64)
     group = np.empty(n, np.int64)
     rx = np.empty(n, np.int64)
     key = np.empty(n, np.int64)  # the sample minus lo, by position in reference order
@@ -247,7 +223,8 @@ def _correlations_counting(xt, ref, constant, lo, span):  # pragma: no cover - c
     tree = np.zeros(span + 1, np.int64)  # Fenwick tree of the values inserted so far
     joint = np.zeros(span, np.int64)  # values within the current reference tie group
     for f in range(n_f):
-        x_tie, sxx = _reference_order(ref, f, order, group, rx)
+        order = orders[f]
+        x_tie, sxx = _reference_ties(ref, f, order, group, rx)
         if x_tie == tot:
             continue  # constant reference
         for s in range(n_s):
@@ -298,7 +275,8 @@ def _correlations_counting(xt, ref, constant, lo, span):  # pragma: no cover - c
                         tree[i] += 1
                         i += i & -i
                 a = b
-            tree[:] = 0
+            for i in range(span + 1):
+                tree[i] = 0
             r = sxy / np.sqrt(np.float64(sxx) * np.float64(syy))
             rho[s, f] = min(1.0, max(-1.0, r))
             cmd = tot - x_tie - y_tie + xy_tie - 2 * dis
