@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import kendalltau, spearmanr
 
-from engine.stats.rankcorr import kendall_tau_b, rank_correlations, spearman
+from engine.stats import rankcorr
+from engine.stats.rankcorr import TREE_WORDS, kendall_tau_b, rank_correlations, spearman
 from engine.stats.summary import correlations
 
 
@@ -54,6 +55,20 @@ def tied_case(draw, max_n: int = 60):
 @given(tied_case())
 def test_many_ties_equal_scipy(case):
     check(*case)
+
+
+@pytest.mark.parametrize("tree_words", [TREE_WORDS, 0])
+def test_many_ties_over_many_words_equal_scipy(tree_words, monkeypatch):
+    """Hundreds of items (the counting path's bitmap spans several 64-slot words), many ties in both vectors;
+    the words' counts kept as a plain prefix array (the default here) or as a Fenwick tree (large n)."""
+    monkeypatch.setattr(rankcorr, "TREE_WORDS", tree_words)
+
+    @settings(max_examples=40, deadline=None)
+    @given(tied_case(max_n=300))
+    def cases(case):
+        check(*case)
+
+    cases()
 
 
 @settings(max_examples=50, deadline=None)
@@ -105,10 +120,13 @@ def test_large_n_equal_scipy(n):
     check(x, nominal)
 
 
+@pytest.mark.parametrize("tree_words", [TREE_WORDS, 0])
 @pytest.mark.parametrize("n", [1000, 2000])
-def test_large_n_integer_ranks_equal_scipy(n):
+def test_large_n_integer_ranks_equal_scipy(n, tree_words, monkeypatch):
     """Competition ranks (int16, the counting path) at large n, with and without ties, against a reference
-    with ties; and integers spread too widely for counting (the sorting path) agree with scipy too."""
+    with ties; and integers spread too widely for counting (the sorting path) agree with scipy too. The
+    counting path keeps the counts of its 64-slot words as a prefix array, or (``tree_words`` 0) a tree."""
+    monkeypatch.setattr(rankcorr, "TREE_WORDS", tree_words)
     rng = np.random.default_rng(n + 1)
     base = rng.normal(size=n)
     nominal = np.stack([n - np.argsort(np.argsort(base)), np.round(base * 4)], axis=1).astype(np.int64)

@@ -12,8 +12,11 @@ scenario and field, the two correlations of ``x[s, :, f]`` with ``y[:, f]``, equ
   sqrt((tot - ties_x) (tot - ties_y)), tot = n (n - 1) / 2 (scipy's formula).
 
 Integer samples over a small range (ranks) take a counting path with the same integer sums: the sample's
-ties and average ranks come from a count per value, the discordant pairs from a Fenwick tree over the
-values (items in reference order, a reference tie group queried before it is inserted), the joint ties
+ties and average ranks come from a count per value; each item gets a slot, its place in the sample sorted
+stably (by value, then position), so that the discordant pairs are, item by item in reference order, the
+earlier items (a reference tie group queried before it is inserted) whose slot is larger: a prefix count
+over a bitmap of the inserted slots (a popcount within a 64-slot word plus the count of the words before,
+kept as a plain prefix array up to ``TREE_WORDS`` words, else as a Fenwick tree). The joint ties come
 from a count per value within each reference tie group. No comparison sort, so no mispredicted branches:
 several times faster at thousands of items, and bit-identical to the general path.
 
@@ -26,6 +29,8 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numba import types
+from numba.extending import intrinsic
 
 __all__ = ["rank_correlations", "spearman", "kendall_tau_b"]
 
@@ -48,7 +53,7 @@ def rank_correlations(samples: np.ndarray, reference: np.ndarray,
         lo, hi = int(x.min()), int(x.max())
         if hi - lo < max(COUNTING_SPAN * x.shape[1], 64):  # values as array indices: the counting path
             xt = np.ascontiguousarray(x.transpose(2, 0, 1))  # (field, scenario, item): gathers stay in cache
-            return _correlations_counting(xt, ref, orders, float(constant), lo, hi - lo + 1)
+            return _correlations_counting(xt, ref, orders, float(constant), lo, hi - lo + 1, TREE_WORDS)
     return _correlations(x, ref, orders, float(constant))
 
 
@@ -124,14 +129,14 @@ def _correlations(x, ref, orders, constant):  # pragma: no cover - compiled
     if n < 2:
         return rho, tau
     tot = np.int64(n) * (n - 1) // 2
-    group = np.empty(n, np.int64)  # reference tie group of each position (in reference order)
+    bounds = np.empty(n + 1, np.int64)  # reference tie groups, as positions in reference order
     rx = np.empty(n, np.int64)  # 2 * average reference rank - (n + 1), by position
     key = np.empty(n, x.dtype)  # the sample, by position
     idx = np.empty(n, np.int64)
     buf = np.empty(n, np.int64)
     for f in range(n_f):
         order = orders[f]
-        x_tie, sxx = _reference_ties(ref, f, order, group, rx)
+        x_tie, sxx, n_groups = _reference_ties(ref, f, order, bounds, rx)
         if x_tie == tot:
             continue  # constant reference
         for s in range(n_s):
@@ -140,11 +145,8 @@ def _correlations(x, ref, orders, constant):  # pragma: no cover - compiled
                 idx[p] = p
             # Knight: within each reference tie group, order by the sample; count joint ties
             xy_tie = np.int64(0)
-            a = 0
-            while a < n:
-                b = a + 1
-                while b < n and group[b] == group[a]:
-                    b += 1
+            for g in range(n_groups):
+                a, b = bounds[g], bounds[g + 1]
                 if b - a > 1:
                     _sort_count(key, idx, buf, a, b)
                     c = a
@@ -155,7 +157,6 @@ def _correlations(x, ref, orders, constant):  # pragma: no cover - compiled
                         t = np.int64(d - c)
                         xy_tie += t * (t - 1) // 2
                         c = d
-                a = b
             dis = _sort_count(key, idx, buf, 0, n)  # the swaps are the discordant pairs
             y_tie = np.int64(0)
             syy = np.int64(0)
@@ -183,9 +184,10 @@ def _correlations(x, ref, orders, constant):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _reference_ties(ref, f, order, group, rx):  # pragma: no cover - compiled
-    """Field ``f`` of the reference in its sorted ``order``: per position its tie ``group`` and ``rx``
-    (2 * average rank - (n + 1)); return the reference's tied pairs and the sum of rx squared."""
+def _reference_ties(ref, f, order, bounds, rx):  # pragma: no cover - compiled
+    """Field ``f`` of the reference in its sorted ``order``: its tie groups (group g holds the positions
+    ``bounds[g]`` to ``bounds[g + 1] - 1``) and per position ``rx`` (2 * average rank - (n + 1)); return the
+    reference's tied pairs, the sum of rx squared and the number of groups."""
     n = len(order)
     x_tie = np.int64(0)
     sxx = np.int64(0)
@@ -197,34 +199,84 @@ def _reference_ties(ref, f, order, group, rx):  # pragma: no cover - compiled
             b += 1
         v = np.int64(a + 1 + b - (n + 1))
         for i in range(a, b):
-            group[i] = g
             rx[i] = v
         t = np.int64(b - a)
         x_tie += t * (t - 1) // 2
         sxx += t * v * v
+        bounds[g] = a
         g += 1
         a = b
-    return x_tie, sxx
+    bounds[g] = n
+    return x_tie, sxx, g
+
+
+@intrinsic
+def _popcount(typingctx, x):  # pragma: no cover - compiled
+    """Set bits of a uint64 (LLVM's ctpop: one instruction where the CPU has it)."""
+    def codegen(context, builder, signature, args):
+        return builder.ctpop(args[0])
+    return types.uint64(types.uint64), codegen
+
+
+_ALL = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
+#: Above this many words of 64 slots (items), the counts of the words before each word are a Fenwick tree
+#: (log words per step) rather than a plain prefix array (an insertion adds 1 to every later word: cheap SIMD
+#: adds while the array stays small).
+TREE_WORDS = 128
+
+
+@numba.njit(cache=True, inline="always")
+def _at_most(bits, before, q, tree):  # pragma: no cover - compiled
+    """How many inserted slots are <= q (see :func:`_correlations_counting`)."""
+    w = q >> 6
+    le = np.int64(_popcount(bits[w] & (_ALL >> np.uint64(63 - (q & 63)))))
+    if tree:
+        i = w
+        while i > 0:
+            le += before[i]
+            i -= i & -i
+    else:
+        le += before[w]
+    return le
+
+
+@numba.njit(cache=True, inline="always")
+def _insert(bits, before, q, tree):  # pragma: no cover - compiled
+    w = q >> 6
+    bits[w] |= np.uint64(1) << np.uint64(q & 63)
+    if tree:
+        i = w + 1
+        while i < len(before):
+            before[i] += 1
+            i += i & -i
+    else:
+        for u in range(len(bits)):  # fixed length, no branch: vectorised
+            before[u] += np.int32(u > w)
 
 
 @numba.njit(cache=True, nogil=True)
-def _correlations_counting(xt, ref, orders, constant, lo, span):  # pragma: no cover - compiled
+def _correlations_counting(xt, ref, orders, constant, lo, span, tree_words):  # pragma: no cover - compiled
     """As :func:`_correlations` for integer samples ``xt`` (field, scenario, item) with values in lo ..
     lo + span - 1 (see the module docstring): the same integer sums, by counting instead of sorting."""
     n_f, n_s, n = xt.shape
     rho = np.full((n_s, n_f), constant)
     tau = np.full((n_s, n_f), constant)
     tot = np.int64(n) * (n - 1) // 2
-    group = np.empty(n, np.int64)
+    bounds = np.empty(n + 1, np.int64)
     rx = np.empty(n, np.int64)
     key = np.empty(n, np.int64)  # the sample minus lo, by position in reference order
+    slot = np.empty(n, np.int64)  # its place in the sample sorted stably (by value, then position)
     count = np.zeros(span, np.int64)  # items per sample value
+    start = np.empty(span, np.int64)  # next free slot of each sample value
     v2 = np.empty(span, np.int64)  # 2 * average rank - (n + 1) per sample value
-    tree = np.zeros(span + 1, np.int64)  # Fenwick tree of the values inserted so far
+    n_w = (n + 63) // 64
+    tree = n_w > tree_words
+    bits = np.zeros(n_w, np.uint64)  # the slots inserted so far, 64 per word
+    before = np.zeros(n_w + 1, np.int32)  # slots inserted in the words before each word (or their tree)
     joint = np.zeros(span, np.int64)  # values within the current reference tie group
     for f in range(n_f):
         order = orders[f]
-        x_tie, sxx = _reference_ties(ref, f, order, group, rx)
+        x_tie, sxx, n_groups = _reference_ties(ref, f, order, bounds, rx)
         if x_tie == tot:
             continue  # constant reference
         for s in range(n_s):
@@ -242,41 +294,40 @@ def _correlations_counting(xt, ref, orders, constant, lo, span):  # pragma: no c
                     w = 2 * below + t + 1 - (n + 1)
                     v2[v] = w
                     syy += t * w * w
+                    start[v] = below
                     below += t
                     count[v] = 0
             if y_tie == tot:
                 continue  # constant sample
             sxy = np.int64(0)
             for p in range(n):
-                sxy += v2[key[p]] * rx[p]
+                k = key[p]
+                sxy += v2[k] * rx[p]
+                slot[p] = start[k]
+                start[k] += 1
+            # Discordant pairs: for each item, the items of earlier reference groups with a larger value.
+            # Slots order the values and, among equal values, the positions, so the inserted slots <= an
+            # item's slot are exactly the inserted items with a value <= its own.
+            for w in range(n_w + 1):
+                before[w] = 0
+            for w in range(n_w):
+                bits[w] = 0
             dis = np.int64(0)
             xy_tie = np.int64(0)
-            a = 0
-            while a < n:  # reference tie groups in order: query a group, then insert it
-                b = a + 1
-                while b < n and group[b] == group[a]:
-                    b += 1
+            for g in range(n_groups):  # reference tie groups in order: query a group, then insert it
+                a, b = bounds[g], bounds[g + 1]
+                if b - a == 1:
+                    dis += a - _at_most(bits, before, slot[a], tree)
+                    _insert(bits, before, slot[a], tree)
+                    continue
                 for p in range(a, b):
-                    i = key[p] + 1  # inserted values <= key[p]
-                    le = np.int64(0)
-                    while i > 0:
-                        le += tree[i]
-                        i -= i & -i
-                    dis += a - le
-                if b - a > 1:
-                    for p in range(a, b):
-                        xy_tie += joint[key[p]]
-                        joint[key[p]] += 1
-                    for p in range(a, b):
-                        joint[key[p]] = 0
+                    dis += a - _at_most(bits, before, slot[p], tree)
                 for p in range(a, b):
-                    i = key[p] + 1
-                    while i <= span:
-                        tree[i] += 1
-                        i += i & -i
-                a = b
-            for i in range(span + 1):
-                tree[i] = 0
+                    xy_tie += joint[key[p]]
+                    joint[key[p]] += 1
+                for p in range(a, b):
+                    joint[key[p]] = 0
+                    _insert(bits, before, slot[p], tree)
             r = sxy / np.sqrt(np.float64(sxx) * np.float64(syy))
             rho[s, f] = min(1.0, max(-1.0, r))
             cmd = tot - x_tie - y_tie + xy_tie - 2 * dis
