@@ -265,6 +265,27 @@ def test_fast_and_level_by_level_paths_agree():
         np.testing.assert_allclose(fast[:, :, :3], fields.astype(np.float32), rtol=1e-6)
 
 
+def test_a_scenarios_scores_do_not_depend_on_its_batch():
+    """The fast path sums four scenarios at a time over the data (a remainder one by one): each scenario's
+    sums are the same, bit for bit, alone, first or last, in a batch of any size or order. Checked on the
+    kernel's float64 sums (float32 scores would hide most differences in the last bits)."""
+    from engine.kernel.evaluate import _linear
+
+    rng = np.random.default_rng(4)
+    n_c, n_f, n_i = 30, 3, 7
+    xt = rng.uniform(0.5, 2, (n_i, n_c * n_f))
+    weff, fw = rng.uniform(0, 1, (50, n_i)), rng.uniform(0, 1, (50, n_f))
+    for method in range(len(METHODS)):
+        def sums(rows: np.ndarray, method: int = method) -> np.ndarray:
+            out = np.empty((len(rows), n_c, n_f + 1))
+            _linear(xt, np.ascontiguousarray(weff[rows]), np.ascontiguousarray(fw[rows]), method, out)
+            return out
+
+        full = sums(np.arange(50))
+        for rows in (np.arange(1), np.arange(5), np.arange(49, -1, -1), rng.permutation(50)[:7], np.array([49])):
+            np.testing.assert_array_equal(sums(rows), full[rows], err_msg=f"{METHODS[method]} {rows}")
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(METHODS), st.sampled_from(METHODS), st.sampled_from(METHODS), st.integers(0, 10_000))
 def test_per_level_aggregation(m_group, m_field, m_overall, seed):

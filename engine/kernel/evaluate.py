@@ -212,37 +212,96 @@ def _linear(xt: np.ndarray, weff: np.ndarray, fw: np.ndarray, method: int, out: 
     Fixed summation order (indicator by indicator, field by field): a scenario's result never depends on
     the rest of its batch. The inner loop runs over the city x field rows, so it vectorises; cities go in
     blocks, every scenario passing over one block before the next, so large data are read from memory once
-    per batch rather than once per scenario (the sums and their order are the same)."""
+    per batch rather than once per scenario; and scenarios go four at a time over the rows, so each value
+    read is used four times (the sums and their order are the same whatever the grouping)."""
     n_s, n_i = weff.shape
     n_f = fw.shape[1]
     n_rows = xt.shape[1]
     n_c = n_rows // n_f
     cb = max(1, _ROW_BLOCK // n_f)  # cities per block
-    acc = np.empty(cb * n_f)
+    acc = np.empty((4, cb * n_f))
     for c0 in range(0, n_c, cb):
         c1 = min(n_c, c0 + cb)
         r0, r1 = c0 * n_f, c1 * n_f
-        for s in range(n_s):
-            acc[:] = 0.0
-            i = 0
-            while i + 4 <= n_i:  # four indicators per pass over acc, added in the same order as one by one
-                w0, w1, w2, w3 = weff[s, i], weff[s, i + 1], weff[s, i + 2], weff[s, i + 3]
-                x0, x1, x2, x3 = xt[i], xt[i + 1], xt[i + 2], xt[i + 3]
-                for r in range(r0, r1):
-                    acc[r - r0] = acc[r - r0] + x0[r] * w0 + x1[r] * w1 + x2[r] * w2 + x3[r] * w3
-                i += 4
-            for j in range(i, n_i):
-                wi = weff[s, j]
-                xi = xt[j]
-                for r in range(r0, r1):
-                    acc[r - r0] += xi[r] * wi
-            for c in range(c0, c1):
-                total = 0.0
-                for f in range(n_f):
-                    v = acc[(c - c0) * n_f + f]
-                    total += fw[s, f] * v
-                    out[s, c, f] = _back(v, method)
-                out[s, c, n_f] = _back(acc[(c - c0) * n_f + n_f - 1] if n_f == 1 else total, method)
+        n4 = n_s - n_s % 4
+        for s0 in range(0, n4, 4):
+            _sums4(xt, weff, s0, r0, r1, acc)
+            for k in range(4):
+                _finish(acc[k], fw, s0 + k, c0, c1, n_f, method, out)
+        for s in range(n4, n_s):
+            _sums1(xt, weff, s, r0, r1, acc[0])
+            _finish(acc[0], fw, s, c0, c1, n_f, method, out)
+
+
+@numba.njit(cache=True, inline="always")
+def _sums1(xt, weff, s, r0, r1, a):  # pragma: no cover - compiled
+    """Rows r0..r1 of scenario s's field sums into a: indicators four at a time, in order."""
+    n_i = weff.shape[1]
+    for r in range(r1 - r0):
+        a[r] = 0.0
+    i = 0
+    while i + 4 <= n_i:  # four indicators per pass over a, added in the same order as one by one
+        w0, w1, w2, w3 = weff[s, i], weff[s, i + 1], weff[s, i + 2], weff[s, i + 3]
+        x0, x1, x2, x3 = xt[i], xt[i + 1], xt[i + 2], xt[i + 3]
+        for r in range(r0, r1):
+            a[r - r0] = a[r - r0] + x0[r] * w0 + x1[r] * w1 + x2[r] * w2 + x3[r] * w3
+        i += 4
+    for j in range(i, n_i):
+        wj = weff[s, j]
+        xj = xt[j]
+        for r in range(r0, r1):
+            a[r - r0] += xj[r] * wj
+    return a
+
+
+@numba.njit(cache=True, inline="always")
+def _sums4(xt, weff, s, r0, r1, acc):  # pragma: no cover - compiled
+    """:func:`_sums1` of scenarios s..s+3 at once (acc[k] for scenario s + k), each value of xt read once:
+    every scenario's sums are the same expressions, in the same order, as in :func:`_sums1`."""
+    n_i = weff.shape[1]
+    a0, a1, a2, a3 = acc[0], acc[1], acc[2], acc[3]
+    for r in range(r1 - r0):
+        a0[r] = 0.0
+        a1[r] = 0.0
+        a2[r] = 0.0
+        a3[r] = 0.0
+    i = 0
+    while i + 4 <= n_i:
+        x0, x1, x2, x3 = xt[i], xt[i + 1], xt[i + 2], xt[i + 3]
+        u0, u1, u2, u3 = weff[s, i], weff[s, i + 1], weff[s, i + 2], weff[s, i + 3]
+        v0, v1, v2, v3 = weff[s + 1, i], weff[s + 1, i + 1], weff[s + 1, i + 2], weff[s + 1, i + 3]
+        y0, y1, y2, y3 = weff[s + 2, i], weff[s + 2, i + 1], weff[s + 2, i + 2], weff[s + 2, i + 3]
+        z0, z1, z2, z3 = weff[s + 3, i], weff[s + 3, i + 1], weff[s + 3, i + 2], weff[s + 3, i + 3]
+        for r in range(r0, r1):
+            e0, e1, e2, e3 = x0[r], x1[r], x2[r], x3[r]
+            q = r - r0
+            a0[q] = a0[q] + e0 * u0 + e1 * u1 + e2 * u2 + e3 * u3
+            a1[q] = a1[q] + e0 * v0 + e1 * v1 + e2 * v2 + e3 * v3
+            a2[q] = a2[q] + e0 * y0 + e1 * y1 + e2 * y2 + e3 * y3
+            a3[q] = a3[q] + e0 * z0 + e1 * z1 + e2 * z2 + e3 * z3
+        i += 4
+    for j in range(i, n_i):
+        xj = xt[j]
+        u, v, y, z = weff[s, j], weff[s + 1, j], weff[s + 2, j], weff[s + 3, j]
+        for r in range(r0, r1):
+            e = xj[r]
+            q = r - r0
+            a0[q] += e * u
+            a1[q] += e * v
+            a2[q] += e * y
+            a3[q] += e * z
+
+
+@numba.njit(cache=True, inline="always")
+def _finish(a, fw, s, c0, c1, n_f, method, out):  # pragma: no cover - compiled
+    """Scenario s's field sums a (cities c0..c1) back-transformed into out, with the overall composite."""
+    for c in range(c0, c1):
+        total = 0.0
+        for f in range(n_f):
+            v = a[(c - c0) * n_f + f]
+            total += fw[s, f] * v
+            out[s, c, f] = _back(v, method)
+        out[s, c, n_f] = _back(a[(c - c0) * n_f + n_f - 1] if n_f == 1 else total, method)
 
 
 @numba.njit(cache=True, inline="always")
