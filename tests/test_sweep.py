@@ -163,22 +163,25 @@ def _wait_for_chunks(out: Path, n: int, proc=None, timeout: float = 120) -> None
 
 @pytest.mark.slow
 def test_killed_run_resumes(tmp_path, spec_64x34, reference_64x34):
-    """SIGKILL the `rankstab run` process mid-run; `--resume` recomputes only unfinished chunks."""
+    """SIGKILL the `rankstab run` process mid-run (a node failure); `--resume` recomputes only unfinished chunks."""
     spec, ref = spec_64x34, reference_64x34
     out = tmp_path / "killed.zarr"
     cmd = [sys.executable, "-m", "engine.cli", "run", str(spec), "--out", str(out), "--workers", "2", "--quiet",
            "--no-report"]  # the resumed run's analysis also summarises the chunks of the killed run
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        _wait_for_chunks(out, 5, proc)
+        _wait_for_chunks(out, 2, proc)
+        # Freeze the run and its local workers at once: whatever the machine's speed, the run is mid-way (its
+        # workers, orphaned by the kill, would otherwise go on computing the chunks they were given).
+        os.killpg(proc.pid, signal.SIGSTOP)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
-        time.sleep(1.0)
         try:
             os.killpg(proc.pid, signal.SIGKILL)  # the orphaned local workers of the killed run
         except ProcessLookupError:
             pass
+        time.sleep(1.0)  # killed processes are gone before the store is read
     done_before = int(done_chunks(out).sum())
     n_chunks = done_chunks(out).size
     assert 0 < done_before < n_chunks
