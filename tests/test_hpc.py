@@ -45,6 +45,21 @@ def reference(reference_64x34) -> Path:
     return reference_64x34
 
 
+@pytest.fixture(scope="module")
+def long_spec(tmp_path_factory) -> Path:
+    """A spec whose run lasts a few seconds (512 chunks of one Saltelli block, 17,408 scenarios), for the
+    tests that stop a run mid-way through Slurm: `scancel` or `scontrol requeue` takes a moment to reach
+    rankstab, and the 64 chunks of `spec` can all be stored by then on a fast day."""
+    return small_spec(tmp_path_factory.mktemp("long"), n=512, chunk=34, name="long")
+
+
+@pytest.fixture(scope="module")
+def long_reference(long_spec, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("long-ref") / "ref.zarr"
+    engine.run(long_spec, out=out, synchronous=True, progress=None)
+    return out
+
+
 def _chunks(out: Path) -> tuple[int, int]:
     done = done_chunks(out)
     return int(done.sum()), int(done.size)
@@ -215,13 +230,13 @@ def _stored_said(log: str) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in re.findall(r"rankstab run: stopped by \w+: (\d+) of (\d+) chunks stored", log)]
 
 
-def test_sbatch_sweep_walltime_signal_then_resubmit_then_requeue_itself(slurm, spec, reference, tmp_path):
+def test_sbatch_sweep_walltime_signal_then_resubmit_then_requeue_itself(slurm, long_spec, long_reference, tmp_path):
     """The template's `--signal=B:USR1@180` signals the batch shell; `scancel --signal=USR1 --batch` sends
     the same signal to the same shell at a moment the test chooses (the mechanism itself is tested above).
     With REQUEUE=0 the job ends with exit code 75 and says how many chunks are stored; the user submits
     the same command again; with the default REQUEUE=1 the job requeues itself at the next signal."""
     out = tmp_path / "walltime.zarr"
-    job = _submit_sweep(slurm, spec, out, tmp_path, REQUEUE="0")
+    job = _submit_sweep(slurm, long_spec, out, tmp_path, REQUEUE="0")
     _wait_for_chunks(out, 2, slurm, job)
     slurm.run("scancel", "--signal=USR1", "--batch", job)
     first = slurm.wait_for_job(job, ("COMPLETED", "FAILED"), timeout=300)
@@ -233,7 +248,7 @@ def test_sbatch_sweep_walltime_signal_then_resubmit_then_requeue_itself(slurm, s
     assert "rankstab exited with code 75" in log and "submit the same command again" in log
     assert not lock_path(out).exists(), "a cleanly stopped run left its lease"
     # the user's next step: submit the same command again (default: requeue itself at the walltime)
-    job = _submit_sweep(slurm, spec, out, tmp_path)
+    job = _submit_sweep(slurm, long_spec, out, tmp_path)
     _wait_for_chunks(out, done + 2, slurm, job)
     slurm.run("scancel", "--signal=USR1", "--batch", job)
     info = slurm.wait_for_job(job, "COMPLETED", timeout=600)
@@ -244,7 +259,7 @@ def test_sbatch_sweep_walltime_signal_then_resubmit_then_requeue_itself(slurm, s
     assert f"requeueing job {job}: attempt 1 resumes {out}" in log
     assert f"resuming {out}: {total - second} of {total} chunks to compute" in log
     assert log.count("rankstab exited with code 0") == 1
-    assert_same(reference, out)
+    assert_same(long_reference, out)
 
 
 def _rankstab_pid(out: Path, jobid: str, attempt: int, timeout: float = 120) -> int:
@@ -261,13 +276,14 @@ def _rankstab_pid(out: Path, jobid: str, attempt: int, timeout: float = 120) -> 
     raise AssertionError(f"no lease of attempt {attempt} of job {jobid} for {out} after {timeout} s")
 
 
-def test_sbatch_sweep_requeued_mid_run_and_after_a_hard_death_on_another_node(slurm, spec, reference, tmp_path):
+def test_sbatch_sweep_requeued_mid_run_and_after_a_hard_death_on_another_node(slurm, long_spec, long_reference,
+                                                                             tmp_path):
     """`scontrol requeue` mid-run: Slurm sends SIGTERM, rankstab stops cleanly, the next attempt resumes.
     Then that attempt dies hard (SIGKILL: a node failure), leaving its lease, which the test rewrites to
     name another host, node-b; Slurm requeues the job (here by hand) and the next attempt, on any node,
     takes the lease over at once, since it belonged to an earlier attempt of the same job."""
     out = tmp_path / "requeue.zarr"
-    job = _submit_sweep(slurm, spec, out, tmp_path)
+    job = _submit_sweep(slurm, long_spec, out, tmp_path)
     _wait_for_chunks(out, 2, slurm, job)
     slurm.scontrol("requeue", job)
     info = slurm.wait_for_job(job, "RUNNING", timeout=120)
@@ -289,7 +305,7 @@ def test_sbatch_sweep_requeued_mid_run_and_after_a_hard_death_on_another_node(sl
     assert "SIGTERM from Slurm: stopping rankstab" in log and re.search(r"stopped by SIGTERM: \d+ of \d+ chunks", log)
     assert (f"took over the lease of {out} from host node-b, pid {pid}, batch job {job} attempt 1: it was held by "
             "attempt 1 of this batch job, which the batch system ended") in log, log
-    assert_same(reference, out)
+    assert_same(long_reference, out)
 
 
 def test_run_on_dask_mpi(mpi, spec, reference, tmp_path):
