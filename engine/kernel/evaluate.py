@@ -181,24 +181,29 @@ def _wmean(v: np.ndarray, w: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num.sum(axis=-1) / den, np.nan)
 
 
+COPELAND_TIE = 1e-9  # weight margins within this share of the compared weight are ties (see _copeland)
+
+
 def _copeland(v: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Copeland outranking score over the city axis (1) of v (S, C, F, K) with weights (S, 1, 1, K):
-    city a beats b when the (renormalised) weight of the children where a > b, plus half of those where
-    they tie, exceeds one half; score = wins - losses. Cities with no values get NaN."""
+    city a beats b when the weight of the children where a > b exceeds the weight of those where b > a
+    (the same as: the share of the weight where a > b, plus half of that where they tie, exceeds one half);
+    score = wins - losses. Margins within ``COPELAND_TIE`` of the weight compared are ties: equal sums of
+    different weights, added in another order, differ in their last bits, and a pair must never beat each
+    other. Cities with no values get NaN."""
     n_s, n_c, n_f, n_k = v.shape
     have = ~np.isnan(v)
     wk = np.broadcast_to(w, v.shape)
-    win = np.zeros((n_s, n_c, n_c, n_f))
+    margin = np.zeros((n_s, n_c, n_c, n_f))  # weight where a > b minus weight where b > a
     tot = np.zeros((n_s, n_c, n_c, n_f))
     for k in range(n_k):  # loop over children (a handful), not scenarios
         a, b = v[:, :, None, :, k], v[:, None, :, :, k]
         both = have[:, :, None, :, k] & have[:, None, :, :, k]
         wt = np.where(both, wk[:, :, None, :, k], 0.0)
-        win += wt * ((a > b) + 0.5 * (a == b))
+        margin += wt * ((a > b).astype(np.float64) - (a < b))
         tot += wt
-    with np.errstate(invalid="ignore", divide="ignore"):
-        e = np.where(tot > 0, win / tot, 0.5)
-    score = (e > 0.5).sum(axis=2) - (e < 0.5).sum(axis=2)
+    tie = COPELAND_TIE * tot
+    score = (margin > tie).sum(axis=2) - (margin < -tie).sum(axis=2)
     return np.where(have.any(axis=-1), score.astype(np.float64), np.nan)
 
 
@@ -251,7 +256,6 @@ def _sums1(xt, weff, s, r0, r1, a):  # pragma: no cover - compiled
         xj = xt[j]
         for r in range(r0, r1):
             a[r - r0] += xj[r] * wj
-    return a
 
 
 @numba.njit(cache=True, inline="always")

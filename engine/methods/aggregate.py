@@ -40,7 +40,8 @@ def harmonic(x: np.ndarray) -> np.ndarray:
 @AGGREGATIONS.register("copeland", outranking=True)
 def copeland(x: np.ndarray) -> np.ndarray:
     """Copeland outranking, non-compensatory: city a beats b when the weight of the children where a > b
-    (ties count half) exceeds one half; score = wins - losses among the cities."""
+    (ties count half) exceeds one half, that is when it exceeds the weight where b > a (margins within 1e-9
+    of the weight compared are ties); score = wins - losses among the cities."""
     return x
 
 
