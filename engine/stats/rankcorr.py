@@ -242,6 +242,7 @@ def _at_most(bits, before, q, tree):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, inline="always")
 def _insert(bits, before, q, tree):  # pragma: no cover - compiled
+    """Insert slot q: its bit, and one more slot in the words after its own."""
     w = q >> 6
     bits[w] |= np.uint64(1) << np.uint64(q & 63)
     if tree:
