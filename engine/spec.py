@@ -23,7 +23,8 @@ from .methods import OPTION_KINDS, Methodology, nominal_methodology, parse_optio
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 TOP_KEYS = ("name", "description", "dataset", "nominal", "design", "factor", "weight_sets", "store")
 DESIGN_KEYS = ("kind", "n", "second_order", "second_order_conf", "seed", "chunk", "sampler", "num_resamples",
-               "conf_level", "confidence_samples")
+               "conf_level", "confidence_samples", "sobol_targets")
+SOBOL_TARGETS = ("rank", "score")  # the per-cell outputs whose Sobol' indices a Sobol run can estimate
 FACTOR_KINDS = ("weight", "weight_scheme", "normalisation", "aggregation", "exclude", "imputation", "outlier")
 FACTOR_KEYS = ("name", "kind", "target", "targets", "level", "within", "range", "choices", "group", "prefix",
                "probabilities", "distribution", "concentration")
@@ -107,6 +108,7 @@ class Design:
     conf_level: float = 0.95
     confidence_samples: int = 1024  # stability rows re-evaluated for SMAA-2 confidence factors; 0 = none
     second_order_conf: bool = False  # bootstrap intervals of S2 too (about 3.7x the bootstrap work at D = 16)
+    sobol_targets: tuple[str, ...] = SOBOL_TARGETS  # Sobol: the cell outputs with indices (R-bar's always)
 
 
 @dataclass
@@ -343,7 +345,24 @@ def _design(table: dict, source: str) -> Design:
                     "a whole number (0 = no SMAA confidence factors)")
     if n_conf < 0:
         raise UserError(f"{where} confidence_samples is {n_conf}; use 0 (none) or a positive number of scenarios")
-    return Design(kind, n, second, seed, chunk, sampler, nres, conf, n_conf, s2_conf)
+    targets = _sobol_targets(table, kind, where)
+    return Design(kind, n, second, seed, chunk, sampler, nres, conf, n_conf, s2_conf, targets)
+
+
+def _sobol_targets(table: dict, kind: str, where: str) -> tuple[str, ...]:
+    """``sobol_targets``: which city x field outputs (ranks, scores) get Sobol' indices, in SOBOL_TARGETS order."""
+    if "sobol_targets" not in table:
+        return SOBOL_TARGETS
+    if kind != "sobol":
+        raise UserError(f'{where} sobol_targets applies to kind = "sobol" only; remove it')
+    raw = table["sobol_targets"]
+    if not isinstance(raw, list) or not raw:
+        raise UserError(f'{where} sobol_targets is {raw!r}; use a list of "rank" and/or "score", e.g. ["rank"]')
+    for t in raw:
+        check_choice(str(t), SOBOL_TARGETS, f"{where} sobol_targets")
+    if len(set(raw)) < len(raw):
+        raise UserError(f"{where} sobol_targets repeats a target; list each once")
+    return tuple(t for t in SOBOL_TARGETS if t in raw)
 
 
 def _factor(f: dict, k: int, ds: xr.Dataset, nominal: Methodology, weight_sets: dict,

@@ -105,6 +105,50 @@ def test_sobol_point_estimates_equal_salib(sobol_run):
     np.testing.assert_allclose(store["rbar"].values[:, 1], rb, rtol=1e-7)
 
 
+def _salib(store: xr.Dataset, target: str, c: int, f: int) -> dict | None:
+    """SALib's indices of one stored output (None when it never changes)."""
+    names = list(store["factor"].values)
+    problem = {"num_vars": len(names), "names": names, "bounds": [[0, 1]] * len(names)}
+    y = store[target].values[:, c, f].astype(np.float64)
+    return None if y.std() == 0 else salib_sobol.analyze(problem, y, calc_second_order=True, print_to_console=False)
+
+
+def test_sobol_targets_leave_out_an_output(sobol_run, tmp_path):
+    """[design] sobol_targets = ["rank"]: the rank indices of the run with both targets, bit for bit (their
+    sums are exact), and no score indices; ["score"]: SALib's score indices, no rank ones, and the report
+    and summary table, which read rank indices, still come out."""
+    _, full = sobol_run
+    base = (ROOT / "scenarios" / "cn36-2019.toml").read_text().replace("n = 4096", "n = 256")
+    base = base.replace("second_order = true", "second_order = true\nsecond_order_conf = true")
+    spec = tmp_path / "rank.toml"
+    spec.write_text(base.replace("second_order = true", 'second_order = true\nsobol_targets = ["rank"]', 1))
+    out = tmp_path / "rank.zarr"
+    engine.run(spec, out=out, synchronous=True)
+    got = xr.open_zarr(out, group="analysis").load()
+    assert list(got["target"].values) == ["rank"] and got.attrs["sobol_targets"] == "rank"
+    assert xr.open_zarr(out).attrs["sobol_targets"] == "rank"
+    for name in ("S1", "ST", "S2", "S1_conf", "ST_conf", "S2_conf", "constant"):
+        np.testing.assert_array_equal(got[name].values, full[name].sel(target=["rank"]).values, err_msg=name)
+    np.testing.assert_array_equal(got["nearly_constant"].values, full["nearly_constant"].values)
+    assert got.attrs["max_ST_conf"] == full.attrs["max_ST_conf"]  # here the widest is a rank's
+
+    spec = tmp_path / "score.toml"
+    spec.write_text(base.replace("second_order = true", 'second_order = true\nsobol_targets = ["score"]', 1))
+    out = tmp_path / "score.zarr"
+    proc = subprocess.run([sys.executable, "-m", "engine.cli", "run", str(spec), "--out", str(out), "--synchronous"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "rank stability, field overall" in proc.stdout and (tmp_path / "score.html").stat().st_size > 10_000
+    got = xr.open_zarr(out, group="analysis").load()
+    assert list(got["target"].values) == ["score"] and "nearly_constant" not in got
+    store = xr.open_zarr(out)
+    for c, f in ((3, 0), (17, 1), (30, 1)):
+        ref = _salib(store, "score", c, f)
+        one = got.sel(target="score").isel(city=c, field=f)
+        np.testing.assert_allclose(one["S1"].values, ref["S1"], atol=1e-10)
+        np.testing.assert_allclose(one["ST"].values, ref["ST"], atol=1e-10)
+
+
 def test_constant_rank_is_zero_and_flagged(sobol_run):
     _, res = sobol_run
     beijing = res.sel(city="Beijing", field="overall", target="rank")

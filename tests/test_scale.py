@@ -3,6 +3,7 @@ sums, against plain references (NumPy on the stored ranks, SALib, unsharded runs
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -321,6 +322,14 @@ def test_sharded_sobol_sums_equal_unsharded_and_salib(band_data, cluster, monkey
                                    rtol=rtol, atol=1e-6 if "conf" in name else 1e-12, err_msg=name)
     for name in ("S1_rbar", "ST_rbar", "S1_conf_rbar", "ST_conf_rbar"):
         np.testing.assert_array_equal(a[name].values, b[name].values)
+    # rank outputs alone ([design] sobol_targets): the shards sum no scores, the rank indices are the same
+    ranks_only = band_data / "sobol-rank.toml"
+    ranks_only.write_text(spec.read_text().replace("seed = 3", 'seed = 3\nsobol_targets = ["rank"]'))
+    engine.run(ranks_only, out=band_data / "sobol-rank.zarr", client=cluster, overwrite=True)
+    c = xr.open_zarr(band_data / "sobol-rank.zarr", group="analysis").load()
+    assert list(c["target"].values) == ["rank"]
+    for name in ("S1", "ST", "S1_conf", "ST_conf", "constant"):
+        np.testing.assert_array_equal(a[name].sel(target=["rank"]).values, c[name].values)
     store = xr.open_zarr(two)
     names = list(b["factor"].values)
     problem = {"num_vars": len(names), "names": names, "bounds": [[0, 1]] * len(names)}
@@ -358,6 +367,14 @@ def test_shard_buffer_gives_the_sums_of_one_pass(band_data, monkeypatch):
             shard.add(k, a // plan.block_size, ranks[a:b], scores[a:b])
             shard.add(k, a // plan.block_size, ranks[a:b], scores[a:b])  # a chunk counts once
         results.append(shard.result(0.95))
+    shard = summary.SobolShard(replace(plan, targets=("rank",)), 0, 1)  # a rank-only shard takes no scores
+    for k in chunks:
+        a, b = plan.bounds(k)
+        shard.add(k, a // plan.block_size, ranks[a:b], None)
+    alone = shard.result(0.95)
+    assert list(alone) == ["rank"]
+    for key, value in results[0]["rank"].items():
+        np.testing.assert_array_equal(alone["rank"][key], value, err_msg=key)
     for got in results[1:]:
         for target in ("rank", "score"):
             for key, value in results[0][target].items():

@@ -139,11 +139,13 @@ def build(store: xr.Dataset, summary: Summary, complete: bool = True, conf_level
         out = out.merge(sens)
         out.attrs.update(sens.attrs)
         # a rank that almost never moves has a tiny variance: its indices are unreliable and flagged
-        rare = (out["rank_prob_max"] >= RARE) & ~out["constant"].sel(target="rank", drop=True)
-        out["nearly_constant"] = rare
-        st_conf = out["ST_conf"].where(~(rare & (out["target"] == "rank")))
+        st_conf = out["ST_conf"]
+        if "rank" in plan.targets:
+            rare = (out["rank_prob_max"] >= RARE) & ~out["constant"].sel(target="rank", drop=True)
+            out["nearly_constant"] = rare
+            st_conf = st_conf.where(~(rare & (out["target"] == "rank")))
+            out.attrs["nearly_constant_share"] = RARE
         out.attrs["max_ST_conf"] = float(np.nanmax(st_conf.values))
-        out.attrs["nearly_constant_share"] = RARE
     if path is not None and plan.n_nodes:
         from .smaa import smaa
 
@@ -185,11 +187,12 @@ def _sobol(store: xr.Dataset, summary: Summary, conf: float) -> xr.Dataset:
     dim = "factor_group" if grouped else "factor"
     names = groups if grouped else factors
     n_c, n_f = plan.nominal_rank.shape
-    res = {t: summary.sobol_result(t, conf) for t in TARGETS}
+    targets = plan.targets
+    res = {t: summary.sobol_result(t, conf) for t in targets}
     cf = ("city", "field")
 
     def stack(key: str, lead: int) -> np.ndarray:
-        return np.stack([res[t][key].reshape(*res[t][key].shape[:lead], n_c, n_f) for t in TARGETS])
+        return np.stack([res[t][key].reshape(*res[t][key].shape[:lead], n_c, n_f) for t in targets])
 
     out = xr.Dataset({key: (("target", dim, *cf), stack(key, 1)) for key in ("S1", "ST", "S1_conf", "ST_conf")})
     out["constant"] = (("target", *cf), stack("constant", 0))
@@ -199,11 +202,12 @@ def _sobol(store: xr.Dataset, summary: Summary, conf: float) -> xr.Dataset:
     rb = summary.sobol_result("rbar", conf)
     for key in ("S1", "ST", "S1_conf", "ST_conf"):
         out[f"{key}_rbar"] = ((dim, "field"), rb[key])
-    out = out.assign_coords({"target": list(TARGETS), dim: names})
+    out = out.assign_coords({"target": list(targets), dim: names})
     if plan.second_order:
         out = out.assign_coords({f"{dim}_other": names})
     out.attrs.update(num_resamples=plan.num_resamples, conf_level=conf,
                      second_order_conf=int(plan.second_order and plan.second_order_conf),
+                     sobol_targets=",".join(targets),
                      max_ST_conf=float(np.nanmax(out["ST_conf"].values)), sobol_dim=dim,
                      estimators="S1 Saltelli 2010, ST Jansen 1999, S2 as SALib; bootstrap over base samples")
     return out

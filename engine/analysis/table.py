@@ -23,7 +23,7 @@ def summary_table(result: xr.Dataset, store: xr.Dataset | None = None, n: int = 
     field = "overall"
     res = result.sel(field=field)
     order = np.argsort(res["nominal_rank"].values, kind="stable")[:n]
-    sens = "ST" in result
+    sens = "ST" in result and "rank" in result["target"].values
     head = f"{'city':<18} {'nominal':>7} {'median':>7} {'5-95 %':>11} {'P(top3)':>8}"
     lines.append(f"rank stability, field {field} ({result.attrs['n_stability_scenarios']:,} scenarios"
                  f"{', PARTIAL' if result.attrs.get('partial') else ''}):")

@@ -95,6 +95,7 @@ class Plan:
     n_nodes: int = 0  # weights per scenario; 0: no central-weight sums
     layout: str = ""  # the store's rank_count_layout ("dense" or "band"; "" = by size)
     second_order_conf: bool = True  # bootstrap S2 too (stores written before the setting existed did)
+    targets: tuple[str, ...] = TARGETS  # the cell outputs with Sobol' sums (the spec's [design] sobol_targets)
 
     given: GivenConfig | None = None  # Monte Carlo: how the given-data sums bin and class (see stats.given)
 
@@ -105,7 +106,8 @@ class Plan:
                    a["design_kind"], int(a["n_scenarios"]), int(a["chunk"]), int(a["block_size"]), int(a["design_n"]),
                    len(json.loads(a["factor_groups"])), bool(a["second_order"]),
                    int(num_resamples or a.get("num_resamples", 100)), seed + 1, int(store.sizes.get("node", 0)),
-                   a.get("rank_count_layout", "dense"), bool(a.get("second_order_conf", 1)))
+                   a.get("rank_count_layout", "dense"), bool(a.get("second_order_conf", 1)),
+                   tuple(str(a.get("sobol_targets", ",".join(TARGETS))).split(",")))
 
     @property
     def sobol(self) -> bool:
@@ -220,10 +222,11 @@ def sobol_kw(plan: Plan) -> dict:
 
 
 def sobol_sums(plan: Plan, lo: int, hi: int, compact: bool = False) -> dict[str, SobolSums]:
-    """Sobol' sums of the rank and score outputs [lo, hi) (cells city * fields + field)."""
+    """Sobol' sums of the plan's target outputs (ranks, scores) [lo, hi) (cells city * fields + field)."""
     kw = dict(sobol_kw(plan), compact=compact)
-    return {"rank": SobolSums(hi - lo, shift=plan.nominal_rank.ravel()[lo:hi], integer=True, **kw),
-            "score": SobolSums(hi - lo, shift=plan.nominal_score.ravel()[lo:hi], **kw)}
+    make = {"rank": lambda: SobolSums(hi - lo, shift=plan.nominal_rank.ravel()[lo:hi], integer=True, **kw),
+            "score": lambda: SobolSums(hi - lo, shift=plan.nominal_score.ravel()[lo:hi], **kw)}
+    return {t: make[t]() for t in plan.targets}
 
 
 def output_slice(n_outputs: int, part: int, parts: int) -> tuple[int, int]:
@@ -236,14 +239,14 @@ SHARD_BUFFER = 2**26  # bytes of chunk outputs a shard gathers before adding the
 
 
 def sums_bytes(plan: Plan) -> int:
-    """Bytes of the float64 bootstrap sums of every rank and score output (what sharding divides)."""
+    """Bytes of the float64 bootstrap sums of every target output (what sharding divides)."""
     T = n_terms(plan.n_groups, plan.second_order and plan.second_order_conf)
-    return 2 * plan.nominal_rank.size * T * plan.num_resamples * 8
+    return len(plan.targets) * plan.nominal_rank.size * T * plan.num_resamples * 8
 
 
 class SobolShard:
-    """One worker's share of a sharded sweep's Sobol' sums: the rank and score outputs [lo, hi) of every
-    chunk, whichever worker computed it (compact sums: see ``SobolSums``). Chunks count once.
+    """One worker's share of a sharded sweep's Sobol' sums: the target outputs (ranks, scores) [lo, hi) of
+    every chunk, whichever worker computed it (compact sums: see ``SobolSums``). Chunks count once.
 
     A chunk of a large index holds few Saltelli blocks (2 at 2000 cities x 21 fields), and each
     ``SobolSums.add`` passes over all the shard's bootstrap sums (700 MB there): so the chunks' rows are
@@ -257,36 +260,39 @@ class SobolShard:
         self.lock = threading.Lock()  # tasks of one worker may run in several threads
         self._rows = 0  # rows held in the buffers (the chunks' dtypes: int16 ranks, float32 scores)
         self._base: list[np.ndarray] = []  # their base samples
-        self._ranks: np.ndarray | None = None
-        self._scores: np.ndarray | None = None
+        self._buffers: dict[str, np.ndarray] = {}  # target -> (rows, hi - lo)
 
-    def add(self, k: int, first: int, ranks: np.ndarray, scores: np.ndarray) -> None:
-        """Add chunk ``k``'s rank and score outputs of this share (rows, hi - lo), from base sample ``first``."""
+    def add(self, k: int, first: int, ranks: np.ndarray, scores: np.ndarray | None) -> None:
+        """Add chunk ``k``'s rank and score outputs of this share (rows, hi - lo), from base sample ``first``
+        (``scores`` may be None when they are no target)."""
         if k in self.chunks:
             return
+        given = {"rank": ranks, "score": scores}
+        outputs = {t: given[t] for t in self.sums}
         n, width = len(ranks), self.hi - self.lo
-        if self._ranks is not None and self._rows + n > len(self._ranks):
+        held = len(next(iter(self._buffers.values()))) if self._buffers else 0
+        if held and self._rows + n > held:
             self.flush()
-        if self._ranks is None or n > len(self._ranks):
-            cap = max(n, SHARD_BUFFER // max(1, width * (ranks.itemsize + scores.itemsize)))
-            self._ranks, self._scores = np.empty((cap, width), ranks.dtype), np.empty((cap, width), scores.dtype)
-        self._ranks[self._rows:self._rows + n] = ranks.reshape(n, width)
-        self._scores[self._rows:self._rows + n] = scores.reshape(n, width)
+        if n > held:
+            cap = max(n, SHARD_BUFFER // max(1, width * sum(o.itemsize for o in outputs.values())))
+            self._buffers = {t: np.empty((cap, width), o.dtype) for t, o in outputs.items()}
+        for t, o in outputs.items():
+            self._buffers[t][self._rows:self._rows + n] = o.reshape(n, width)
         self._rows += n
-        self._base.append(np.arange(first, first + n // self.sums["rank"].step))
+        self._base.append(np.arange(first, first + n // next(iter(self.sums.values())).step))
         self.chunks.add(k)
 
     def flush(self) -> None:
         """Add the buffered chunks to the sums."""
         if self._rows:
             base = np.concatenate(self._base)
-            self.sums["rank"].add(self._ranks[:self._rows], base)
-            self.sums["score"].add(self._scores[:self._rows], base)
+            for t, buffer in self._buffers.items():
+                self.sums[t].add(buffer[:self._rows], base)
         self._rows, self._base = 0, []
 
     def result(self, conf_level: float) -> dict[str, dict]:
         self.flush()
-        self._ranks = self._scores = None
+        self._buffers = {}
         return {name: s.result(conf_level) for name, s in self.sums.items()}
 
 
@@ -345,9 +351,9 @@ class Summary:
                                                             np.concatenate([self.first_wsum, wsum]))
         if self.sums:
             first = a // plan.block_size
-            if "rank" in self.sums:
-                self.sums["rank"].add(ranks.reshape(len(ranks), -1), first)
-                self.sums["score"].add(scores.reshape(len(scores), -1), first)
+            for name, out in (("rank", ranks), ("score", scores)):
+                if name in self.sums:
+                    self.sums[name].add(out.reshape(len(out), -1), first)
             self.sums["rbar"].add(dev, first)
         if self.given is not None:
             if design is None:

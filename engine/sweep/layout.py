@@ -116,7 +116,8 @@ def build_layout(spec: Spec, chunk: int, nom: Nominal, prep: Prepared) -> tuple[
     tpl.attrs.update(
         spec_toml=spec.text, spec_hash=spec.hash, spec_name=spec.name, spec_source=spec.source,
         design_kind=d.kind, design_n=d.n, second_order=int(d.second_order),
-        second_order_conf=int(d.second_order and d.second_order_conf), seed=d.seed, sampler=d.sampler,
+        second_order_conf=int(d.second_order and d.second_order_conf), sobol_targets=",".join(d.sobol_targets),
+        seed=d.seed, sampler=d.sampler,
         n_scenarios=n, chunk=chunk, n_chunks=n_chunks, store_mode=spec.store, block_size=spec.block_size,
         factor_groups=json.dumps(spec.groups), num_resamples=d.num_resamples, conf_level=d.conf_level,
         nominal_in_space=int(spec.nominal_in_space),

@@ -112,17 +112,19 @@ def compute_chunk(job: Job, k: int) -> tuple:
 def share(job: Job, k: int, a: int, scores: np.ndarray, ranks: np.ndarray, w: _Worker) -> dict[int, tuple]:
     """The rank and score outputs of chunk ``k`` (starting at scenario ``a``) split into the job's shares:
     this worker's own share is added to its shard here, the others are returned (share -> (first base
-    sample, ranks, scores)) for their owners' :func:`absorb`."""
+    sample, ranks, scores; scores None when they are no Sobol' target) for their owners' :func:`absorb`."""
     first = a // w.plan.block_size
-    r2, s2 = ranks.reshape(len(ranks), -1), scores.reshape(len(scores), -1)
+    r2 = ranks.reshape(len(ranks), -1)
+    s2 = scores.reshape(len(scores), -1) if "score" in w.plan.targets else None  # scores travel when targets
     own = _own_share(job)
     out = {}
     for j in range(len(job.shards)):
         lo, hi = output_slice(r2.shape[1], j, len(job.shards))
         if j == own:  # added here from views of the chunk (no copy); the others travel, as contiguous copies
-            absorb(job, j, k, (first, r2[:, lo:hi], s2[:, lo:hi]))
+            absorb(job, j, k, (first, r2[:, lo:hi], None if s2 is None else s2[:, lo:hi]))
         else:
-            out[j] = (first, np.ascontiguousarray(r2[:, lo:hi]), np.ascontiguousarray(s2[:, lo:hi]))
+            out[j] = (first, np.ascontiguousarray(r2[:, lo:hi]),
+                      None if s2 is None else np.ascontiguousarray(s2[:, lo:hi]))
     return out
 
 
